@@ -1,0 +1,44 @@
+"""Lua scripts run by SHA with a single fallback to EVAL (imported only when Redis is used)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any, Protocol
+
+from redis.exceptions import NoScriptError
+
+__all__ = ["RedisClient", "Script", "load_script"]
+
+
+class RedisClient(Protocol):
+    """The part of a redis-py client (or compatible) that sendguard uses for scripts."""
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: str | int | float) -> Any: ...
+
+    def eval(self, script: str, numkeys: int, *keys_and_args: str | int | float) -> Any: ...
+
+
+class Script:
+    """A Lua script. `run` costs one round trip (two only the first time a server sees it)."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def run(
+        self, client: RedisClient, keys: Sequence[str], args: Sequence[str | int | float]
+    ) -> Any:
+        """Run the script on `client` (EVALSHA, then EVAL if the server does not know it)."""
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.source, len(keys), *keys, *args)
+
+
+def load_script(package: str, name: str) -> Script:
+    """Load `name` (a `.lua` file shipped in `package`) as a `Script`."""
+    return Script(resources.files(package).joinpath(name).read_text(encoding="utf-8"))

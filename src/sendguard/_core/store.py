@@ -1,0 +1,180 @@
+"""Access to the shared store (Redis), kept out of the way of the calls it serves.
+
+`StoreGate` puts the store itself behind a small breaker: after a failure the guard runs
+on local state and does not touch the store again until a jittered backoff has passed,
+so an outage of Redis slows a request by at most one socket timeout, and then not again
+for a while. Only one caller probes the store when the backoff ends.
+
+`connect_redis` makes redis-py clients with short socket timeouts and no client-side
+retries (a retry would double the time a request can lose to a dead store).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import TYPE_CHECKING, Any
+
+from sendguard._core.clock import SYSTEM_CLOCK, Clock
+from sendguard._core.errors import ConfigError
+from sendguard._core.telemetry import StoreRecovered, StoreUnavailableEvent, Telemetry
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+__all__ = ["DEFAULT_STORE_TIMEOUT", "StoreGate", "connect_redis", "connect_redis_async"]
+
+DEFAULT_STORE_TIMEOUT = 0.1
+"""Seconds a store command may take before the guard gives up on it and runs locally."""
+
+
+class StoreGate:
+    """Tracks whether the store may be used now; backs off after failures.
+
+    `available()` is a single attribute read while the store is healthy. After `failed()`,
+    it answers False until the backoff (base doubling to cap, with full jitter on the upper
+    half) ends; then exactly one caller gets True to probe, and the others keep skipping
+    until that probe reports `succeeded()` or `failed()`.
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_clock",
+        "_down_since",
+        "_down_until",
+        "_lock",
+        "_rng",
+        "base",
+        "cap",
+        "guard",
+        "store",
+        "telemetry",
+    )
+
+    def __init__(
+        self,
+        store: str,
+        guard: str,
+        telemetry: Telemetry,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        base: float = 0.5,
+        cap: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 0 < base <= cap:
+            raise ConfigError(f"store backoff needs 0 < base <= cap, got base={base!r} cap={cap!r}")
+        self.store = store
+        self.guard = guard
+        self.telemetry = telemetry
+        self.base = base
+        self.cap = cap
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._down_until: float | None = None
+        self._down_since = 0.0
+        self._backoff = 0.0
+
+    @property
+    def is_down(self) -> bool:
+        """True while the store is considered unavailable."""
+        return self._down_until is not None
+
+    def available(self) -> bool:
+        """May the caller use the store now? (Claims the single probe when a backoff ends.)"""
+        if self._down_until is None:
+            return True
+        now = self._clock.monotonic()
+        with self._lock:
+            down_until = self._down_until_now()
+            if down_until is None:
+                return True
+            if now < down_until:
+                return False
+            # Claim the probe: everyone else keeps skipping until it reports.
+            self._down_until = now + max(self._backoff, self.base)
+            return True
+
+    def _down_until_now(self) -> float | None:
+        return self._down_until
+
+    def failed(self, error: BaseException) -> None:
+        """Record a store failure: back off and emit `StoreUnavailableEvent`."""
+        now = self._clock.monotonic()
+        with self._lock:
+            if self._down_until is None:
+                self._down_since = now
+                self._backoff = self.base
+            else:
+                self._backoff = min(self.cap, self._backoff * 2)
+            wait = self._backoff * (0.5 + 0.5 * self._rng.random())
+            self._down_until = now + wait
+        self.telemetry.emit(
+            StoreUnavailableEvent(
+                store=self.store, guard=self.guard, error=_describe(error), retry_in=wait
+            )
+        )
+
+    def succeeded(self) -> None:
+        """Record a store success; emits `StoreRecovered` if the store had been down."""
+        if self._down_until is None:
+            return
+        with self._lock:
+            if self._down_until_now() is None:
+                return
+            down_for = self._clock.monotonic() - self._down_since
+            self._down_until = None
+            self._backoff = 0.0
+        self.telemetry.emit(StoreRecovered(store=self.store, guard=self.guard, down_for=down_for))
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _check_timeout(timeout: float) -> None:
+    if not 0 < timeout <= 10:
+        raise ConfigError(f"store timeout must be in (0, 10] seconds, got {timeout!r}")
+
+
+def connect_redis(
+    url: str, *, timeout: float = DEFAULT_STORE_TIMEOUT, **options: Any
+) -> redis.Redis:
+    """A redis-py client for `url` with short socket timeouts and no client-side retries."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    _check_timeout(timeout)
+    client: redis.Redis = redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+        **options,
+    )
+    return client
+
+
+def connect_redis_async(
+    url: str, *, timeout: float = DEFAULT_STORE_TIMEOUT, **options: Any
+) -> redis.asyncio.Redis:
+    """An asyncio redis-py client for `url`, configured like `connect_redis`."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    _check_timeout(timeout)
+    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+        **options,
+    )
+    return client
