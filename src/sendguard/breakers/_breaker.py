@@ -167,6 +167,8 @@ class CircuitBreaker:
         if store is not self._local:
             try:
                 result = op(store)
+                if self._source is self._local:
+                    result = self._reconcile(store, result)
             except StoreUnavailable as exc:
                 self._gate.failed(exc)
                 store = self._local
@@ -184,6 +186,8 @@ class CircuitBreaker:
         if store is not self._local:
             try:
                 result = await op(store)  # type: ignore[arg-type]
+                if self._source is self._local:
+                    result = await self._areconcile(store, result)  # type: ignore[arg-type]
             except StoreUnavailable as exc:
                 self._gate.failed(exc)
                 store = self._local
@@ -195,6 +199,31 @@ class CircuitBreaker:
             result = await op(self._local)
         self._adopt_result(result, self._switched(store))
         return result
+
+    def _carry_over(self, result: object) -> tuple[int, float, int] | None:
+        """On the store's return: (generation, seconds, reopenings) to publish a local trip."""
+        view = result[1] if isinstance(result, tuple) else result
+        assert isinstance(view, SharedView)
+        m = self._machine
+        remaining = m.open_until - self._now()
+        if view.state is State.CLOSED and m.state is State.OPEN and remaining > 0:
+            return view.generation, remaining, m.reopenings
+        return None
+
+    def _reconcile(self, store: BreakerStore, result: T) -> T:
+        """The store is back: a breaker that opened while it was away opens there too."""
+        carry = self._carry_over(result)
+        if carry is None:
+            return result
+        view = store.trip(self.name, carry[0], carry[1], carry[2], "opened_while_store_down")
+        return (False, view) if isinstance(result, tuple) else view  # type: ignore[return-value]
+
+    async def _areconcile(self, store: AsyncBreakerStore, result: T) -> T:
+        carry = self._carry_over(result)
+        if carry is None:
+            return result
+        view = await store.atrip(self.name, carry[0], carry[1], carry[2], "opened_while_store_down")
+        return (False, view) if isinstance(result, tuple) else view  # type: ignore[return-value]
 
     def _adopt_result(self, result: object, force: bool) -> None:
         view = result[1] if isinstance(result, tuple) else result

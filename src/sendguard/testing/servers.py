@@ -225,6 +225,21 @@ class RedisServer(_Server):
         """Whether the `redis-server` process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._proc.pid if self.is_running and self._proc is not None else None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw a paused server (SIGCONT)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def ping(self, timeout: float = 0.5) -> bool:
         """Send PING over a raw socket; True if the server answered PONG."""
         try:
