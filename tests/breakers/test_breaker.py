@@ -76,7 +76,8 @@ def test_sync_and_async_decorators_keep_names_and_count_coroutine_failures():
         raise Boom
 
     assert plain(21) == 42
-    assert plain.__name__ == "plain" and failing.__name__ == "failing"
+    assert plain.__name__ == "plain"
+    assert failing.__name__ == "failing"
     assert asyncio.iscoroutinefunction(failing)
 
     async def main() -> None:
@@ -250,7 +251,8 @@ def test_disabled_passes_everything_and_records_nothing():
     reg, _, events = registry(Breaker.consecutive(1, mode=Mode.DISABLED))
     cb = reg.get("off")
     trip(cb, 5)
-    assert cb.state is State.DISABLED and events == []
+    assert cb.state is State.DISABLED
+    assert events == []
 
 
 def test_forced_states_win_and_lapse():

@@ -29,7 +29,7 @@ from sendguard.breakers import Breaker, BreakerRegistry, Mode, Outcome, Window
         (lambda: Breaker(half_open_max_wait=0), ["half_open_max_wait", "0"]),
         (lambda: Window.count(0), ["count window", "0"]),
         (lambda: Window.time(0), ["time window", "0"]),
-        (lambda: Window.count(2.5), ["count window", "2.5"]),
+        (lambda: Window.count(2.5), ["count window", "2.5"]),  # type: ignore[arg-type]
         (lambda: Breaker(failure_on=(ValueError, int)), ["failure_on"]),  # type: ignore[arg-type]
         (lambda: Breaker(failure_rate=None), ["trip condition"]),
         (lambda: Breaker(slow_call_rate=0.5), ["slow_call_rate", "slow_call_duration"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import time
 
@@ -79,7 +80,7 @@ def test_half_open_probe_permits_are_honoured_across_processes(redis_url):
         p.start()
     policy = Breaker.consecutive(1, open_for=0.3, half_open_calls=2)
     breaker = BreakerRegistry(policy, store=redis_url).get("provider:p")
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="down"):
         breaker.call(lambda: (_ for _ in ()).throw(OSError("down")))
     assert breaker.state is State.OPEN
     ready.wait(timeout=60)
@@ -103,7 +104,8 @@ def test_redis_going_away_degrades_to_local_state_and_comes_back(restartable_red
         sync_interval=0.5,
     )
     breaker = registry.get("provider:smtp")
-    assert breaker.call(lambda: "ok") == "ok" and breaker.shared
+    assert breaker.call(lambda: "ok") == "ok"
+    assert breaker.shared
 
     restartable_redis.stop(cleanup=False)
     clock.advance(1)  # a refresh is due: it meets the dead store
@@ -115,7 +117,7 @@ def test_redis_going_away_degrades_to_local_state_and_comes_back(restartable_red
 
     # local state keeps protecting: failures still trip the breaker
     for _ in range(2):
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="down"):
             breaker.call(lambda: (_ for _ in ()).throw(OSError("smtp down")))
     with pytest.raises(BreakerOpen):
         breaker.call(lambda: "refused")
@@ -158,7 +160,7 @@ def test_a_hung_redis_costs_one_socket_timeout_then_is_skipped(restartable_redis
         probes = [i for i, t in enumerate(timings) if t > 0.05]
         assert 2 <= len(probes) <= 6, timings
         assert max(timings) < 0.3, timings
-        gaps = [b - a for a, b in zip(probes, probes[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(probes)]
         assert gaps == sorted(gaps), gaps  # the waits between probes grow
         assert sum(isinstance(e, StoreUnavailableEvent) for e in events) == len(probes)
     finally:

@@ -39,14 +39,17 @@ def test_trip_is_a_compare_and_set_on_the_generation(env):
     assert (opened.state, opened.generation, opened.reason) == (State.OPEN, 1, "failure_rate")
     assert opened.open_remaining == pytest.approx(10.0)
     again = store.trip("svc", 0, 99.0, 0, "late")
-    assert again.generation == 1 and again.reason == "failure_rate"  # a second tripper loses
+    assert again.generation == 1
+    assert again.reason == "failure_rate"
 
 
 def test_probes_are_bounded_and_close_after_enough_successes(env):
     store, clock = env
     store.trip("svc", 0, 5.0, 0, "failure_rate")
     granted, view = store.acquire_probe("svc", 2, 30.0, 10.0)
-    assert not granted and view.state is State.OPEN and view.open_remaining == pytest.approx(5.0)
+    assert not granted
+    assert view.state is State.OPEN
+    assert view.open_remaining == pytest.approx(5.0)
     clock.advance(5.0)
     grants = [store.acquire_probe("svc", 2, 30.0, 10.0)[0] for _ in range(4)]
     assert grants == [True, True, False, False]
@@ -55,7 +58,8 @@ def test_probes_are_bounded_and_close_after_enough_successes(env):
     gen = view.generation
     assert store.report_probe("svc", gen, True, 2, 10.0).state is State.HALF_OPEN
     closed = store.report_probe("svc", gen, True, 2, 10.0)
-    assert closed.state is State.CLOSED and closed.reopenings == 0
+    assert closed.state is State.CLOSED
+    assert closed.reopenings == 0
     assert closed.reason == "probes_succeeded"
 
 
@@ -104,7 +108,8 @@ def test_overrides_expire_and_reset_clears_everything(env):
     assert store.read("svc").override is None
     store.set_override("svc", State.FORCED_CLOSED, "hotfix", None)
     view = store.read("svc")
-    assert view.override is State.FORCED_CLOSED and view.override_remaining is None
+    assert view.override is State.FORCED_CLOSED
+    assert view.override_remaining is None
     store.trip("svc", view.generation, 5.0, 0, "x")
     reset = store.reset("svc")
     assert (reset.state, reset.override, reset.reason) == (State.CLOSED, None, "reset")
@@ -121,15 +126,16 @@ def test_names_lists_what_the_store_has_seen(env):
 def test_redis_keys_share_one_slot_per_breaker_and_carry_the_prefix(redis_url):
     store = RedisBreakerStore(redis_url)
     store.trip("route:GET /v1/emails/{id}/analytics", 0, 5.0, 0, "x")
-    client = redis.Redis.from_url(redis_url)
-    keys = sorted(k.decode() for k in client.keys("*"))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    keys = sorted(str(k) for k in client.keys("*"))
     client.close()
     store.close()
     assert all(k.startswith("sendguard:{") for k in keys)
     state_keys = [k for k in keys if k.endswith(":state")]
     assert len(state_keys) == 1
     # user text with braces and spaces never reaches the key: it is digested
-    assert " " not in state_keys[0] and state_keys[0].count("{") == 1
+    assert " " not in state_keys[0]
+    assert state_keys[0].count("{") == 1
 
 
 def test_redis_errors_become_store_unavailable():

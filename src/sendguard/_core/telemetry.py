@@ -65,7 +65,7 @@ class StoreRecovered(Event):
 class Hook(Protocol):
     """Receives every event a guard emits."""
 
-    def __call__(self, event: Event) -> None: ...
+    def __call__(self, event: Event, /) -> None: ...
 
 
 class Telemetry:
@@ -155,7 +155,7 @@ class OpenTelemetryHook:
     def __init__(self) -> None:
         self._counters: dict[str, metrics.Counter] = {}
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, /) -> None:
         counter = self._counters.get(event.kind)
         if counter is None:
             counter = _meter().create_counter(event.kind, unit="{event}")
