@@ -307,3 +307,23 @@ def test_a_failing_hook_never_breaks_the_call(caplog):
     with pytest.raises(BreakerOpen):
         cb.call(lambda: 1)
     assert "hook bug" in caplog.text
+
+
+def test_a_refresh_due_as_the_open_time_ends_still_admits_the_probe():
+    # Regression: the refresh read the store with a later clock reading than the call's,
+    # and an open time of zero left looked like "still open" to the earlier reading.
+    clock = FakeClock()
+    reg = BreakerRegistry(
+        Breaker.consecutive(1, open_for=5, open_jitter=0), clock=clock, sync_interval=5
+    )
+    cb = reg.provider("p")
+    trip(cb, 1)
+
+    class Stepping(FakeClock):
+        def monotonic(self) -> float:  # every reading a little later, like a real clock
+            clock.advance(1e-4)
+            return clock.monotonic()
+
+    cb._now = Stepping().monotonic
+    clock.advance(5.0)
+    assert cb.call(lambda: "probe ran") == "probe ran"

@@ -293,6 +293,7 @@ class CircuitBreaker:
         """Decide a call's fate: a ticket to pass to `finish`, or raise `BreakerOpen`."""
         if self._sync_due(now):
             self._via(lambda s: s.read(self.name))
+            now = self._now()
         decision = self._decide(now)
         if decision is Admit.RUN:
             self._fast_until = self._next_sync if self._machine.fast else 0.0
@@ -308,6 +309,7 @@ class CircuitBreaker:
         """`admit` for coroutines: store round trips are awaited, never blocking the loop."""
         if self._sync_due(now):
             await self._avia(lambda s: s.aread(self.name))
+            now = self._now()
         decision = self._decide(now)
         if decision is Admit.RUN:
             self._fast_until = self._next_sync if self._machine.fast else 0.0

@@ -133,7 +133,8 @@ class BreakerMachine:
             self.consecutive = 0
         self.state = view.state
         self.generation = view.generation
-        self.open_until = now + view.open_remaining
+        # Nothing left of the open time means "may probe now", whatever the clock reads next.
+        self.open_until = now + view.open_remaining if view.open_remaining > 0 else 0.0
         self.reopenings = view.reopenings
         self.probes_left = view.probes_left
         self.reason = view.reason

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from sendguard._core.clock import SYSTEM_CLOCK, Clock, FakeClock
-from sendguard._core.config import is_testing, set_testing_flag
+from sendguard._core.clock import SYSTEM_CLOCK, FakeClock
+from sendguard._core.clock import Clock as _Clock
+from sendguard._core.config import is_testing
+from sendguard._core.config import set_testing_flag as _set_testing_flag
 
 __all__ = ["FakeClock", "Faults", "InjectedFault", "is_testing", "set_testing"]
 
@@ -31,7 +33,7 @@ class set_testing:
     """Turn testing mode on (or off). Also a context manager that restores the old setting."""
 
     def __init__(self, on: bool = True) -> None:
-        self._previous = set_testing_flag(on)
+        self._previous = _set_testing_flag(on)
 
     def __enter__(self) -> set_testing:
         return self
@@ -39,7 +41,7 @@ class set_testing:
     def __exit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        set_testing_flag(self._previous)
+        _set_testing_flag(self._previous)
 
 
 class InjectedFault(ConnectionError):
@@ -55,7 +57,7 @@ class Faults:
     else calls `fn`. `fail()`, `slow()` and `heal()` switch modes at any time.
     """
 
-    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, seed: int = 0) -> None:
+    def __init__(self, *, clock: _Clock = SYSTEM_CLOCK, seed: int = 0) -> None:
         self.clock = clock
         self.failure_rate = 0.0
         self.latency = 0.0

@@ -1,0 +1,69 @@
+"""The default hook records OpenTelemetry metrics (read here through the real SDK)."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from sendguard.breakers import Breaker, BreakerOpen, BreakerRegistry
+from sendguard.testing import FakeClock
+
+
+@pytest.fixture(scope="module")
+def reader() -> InMemoryMetricReader:
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return reader
+
+
+def _points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, object], float]]]:
+    data = reader.get_metrics_data()
+    found: dict[str, list[tuple[dict[str, object], float]]] = {}
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    value = getattr(point, "value", 0)
+                    found.setdefault(metric.name, []).append((dict(point.attributes or {}), value))
+    return found
+
+
+def test_calls_transitions_rejections_and_state_are_metrics(reader):
+    registry = BreakerRegistry(Breaker.consecutive(2), clock=FakeClock())
+    breaker = registry.provider("otel-demo")
+    for _ in range(5):
+        breaker.call(lambda: None)
+    empty: dict[str, int] = {}
+    for _ in range(2):
+        with pytest.raises(KeyError):
+            breaker.call(lambda: empty["missing"])
+    with pytest.raises(BreakerOpen):
+        breaker.call(lambda: None)
+
+    points = _points(reader)
+    calls: dict[object, float] = {
+        attrs["outcome"]: value
+        for attrs, value in points["sendguard.breaker.calls"]
+        if attrs["breaker"] == "provider:otel-demo"
+    }
+    assert calls["success"] == 5
+    assert calls["failure"] == 2
+    assert calls["rejected"] == 1
+    transitions = [
+        attrs
+        for attrs, _ in points["sendguard.breaker.transitions"]
+        if attrs["breaker"] == "provider:otel-demo"
+    ]
+    assert {"from_state": "closed", "to_state": "open"}.items() <= transitions[0].items()
+    assert any(
+        a["breaker"] == "provider:otel-demo" for a, _ in points["sendguard.breaker.rejections"]
+    )
+    states = [
+        a["state"]
+        for a, _ in points["sendguard.breaker.state"]
+        if a["breaker"] == "provider:otel-demo"
+    ]
+    assert states == ["open"]
