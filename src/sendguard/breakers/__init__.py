@@ -9,12 +9,15 @@
 
     breakers.force_open("route:GET /v1/emails/{id}/analytics", "analytics storm", for_=1800)
 
+An existing `pybreaker.CircuitBreaker` can be adopted into a registry
+(`BreakerRegistry.adopt`, module `sendguard.breakers.pybreaker_interop`).
+
 See docs/breakers.md for the states, the trip conditions and the shared-store semantics.
 """
 
 from sendguard._core.errors import BreakerOpen
 from sendguard.breakers._breaker import CircuitBreaker, Stats
-from sendguard.breakers._calls import BreakerCall, protect
+from sendguard.breakers._calls import BreakerCall, Guarded, protect
 from sendguard.breakers._events import BreakerRejected, BreakerTransition
 from sendguard.breakers._policy import Breaker, Mode, Outcome, State, Window
 from sendguard.breakers._registry import BreakerInfo, BreakerRegistry, Scope, open_store
@@ -36,6 +39,7 @@ __all__ = [
     "BreakerStore",
     "BreakerTransition",
     "CircuitBreaker",
+    "Guarded",
     "MemoryBreakerStore",
     "Mode",
     "Outcome",

@@ -6,16 +6,31 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from sendguard._core.errors import BreakerOpen
 from sendguard.breakers._breaker import CircuitBreaker
 from sendguard.breakers._policy import Outcome
 
-__all__ = ["BreakerCall", "protect"]
+__all__ = ["BreakerCall", "Guarded", "protect"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+
+
+class Guarded(Protocol):
+    """Anything that runs calls through a breaker (`CircuitBreaker`, an adopted pybreaker)."""
+
+    name: str
+
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run `fn` through the breaker."""
+        ...
+
+    async def acall(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+        """Await `fn` through the breaker."""
+        ...
 
 
 class BreakerCall:
@@ -73,7 +88,7 @@ class BreakerCall:
 
 @overload
 def protect(
-    breaker: CircuitBreaker | Callable[..., CircuitBreaker],
+    breaker: Guarded | Callable[..., Guarded],
     fn: Callable[P, Coroutine[Any, Any, R]],
     fallback: Callable[P, Awaitable[R]] | Callable[P, R] | None = None,
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
@@ -81,14 +96,14 @@ def protect(
 
 @overload
 def protect(
-    breaker: CircuitBreaker | Callable[..., CircuitBreaker],
+    breaker: Guarded | Callable[..., Guarded],
     fn: Callable[P, R],
     fallback: Callable[P, R] | None = None,
 ) -> Callable[P, R]: ...
 
 
 def protect(
-    breaker: CircuitBreaker | Callable[..., CircuitBreaker],
+    breaker: Guarded | Callable[..., Guarded],
     fn: Callable[P, Any],
     fallback: Callable[P, Any] | None = None,
 ) -> Callable[P, Any]:
@@ -98,15 +113,11 @@ def protect(
     breaker per tenant or provider). With `fallback`, a refused call returns
     ``fallback(*args, **kwargs)`` (awaited if it is a coroutine) instead of raising.
     """
-    pick = breaker if not isinstance(breaker, CircuitBreaker) else None
-    fixed = breaker if isinstance(breaker, CircuitBreaker) else None
+    fixed: Guarded | None = breaker if hasattr(breaker, "acall") else None  # type: ignore[assignment]
+    pick = cast(Callable[..., Guarded], breaker)
 
-    def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CircuitBreaker:
-        return (
-            fixed
-            if fixed is not None
-            else cast(Callable[..., CircuitBreaker], pick)(*args, **kwargs)
-        )
+    def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Guarded:
+        return fixed if fixed is not None else pick(*args, **kwargs)
 
     if inspect.iscoroutinefunction(fn):
 

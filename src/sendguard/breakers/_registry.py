@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.config import make_rng
@@ -15,8 +15,12 @@ from sendguard._core.errors import ConfigError
 from sendguard._core.store import StoreGate
 from sendguard._core.telemetry import Hook, Telemetry, register_observable
 from sendguard.breakers._breaker import CircuitBreaker
+from sendguard.breakers._calls import Guarded
 from sendguard.breakers._policy import Breaker, State
 from sendguard.breakers._store import BreakerStore, MemoryBreakerStore, SharedView
+
+if TYPE_CHECKING:
+    from sendguard.breakers.pybreaker_interop import PybreakerBreaker
 
 __all__ = ["BreakerInfo", "BreakerRegistry", "Scope", "open_store"]
 
@@ -113,6 +117,7 @@ class BreakerRegistry:
         )
         self._lock = threading.Lock()
         self._breakers: OrderedDict[str, CircuitBreaker] = OrderedDict()
+        self._adopted: dict[str, PybreakerBreaker] = {}
         register_observable(
             "sendguard.breaker.calls",
             self,
@@ -163,6 +168,11 @@ class BreakerRegistry:
                 self._breakers.popitem(last=False)
         return breaker
 
+    def guarded(self, name: str) -> Guarded:
+        """What runs calls for `name`: an adopted pybreaker breaker, else `get(name)`."""
+        adopted = self._adopted.get(name)
+        return adopted if adopted is not None else self.get(name)
+
     def scoped(self, scope: Scope, key: str) -> CircuitBreaker:
         """The breaker for `key` in `scope` (named ``scope:key``)."""
         if scope not in ("global", "route", "tenant", "provider"):
@@ -194,16 +204,29 @@ class BreakerRegistry:
         """
         from sendguard.breakers._calls import protect
 
-        def pick(*args: Any, **kwargs: Any) -> CircuitBreaker:
-            return self.get(name(*args, **kwargs) if callable(name) else name)
+        def pick(*args: Any, **kwargs: Any) -> Guarded:
+            return self.guarded(name(*args, **kwargs) if callable(name) else name)
 
         def decorate(fn: F) -> F:
-            target: CircuitBreaker | Callable[..., CircuitBreaker] = (
-                self.get(name) if isinstance(name, str) else pick
+            target: Guarded | Callable[..., Guarded] = (
+                self.guarded(name) if isinstance(name, str) else pick
             )
             return protect(target, fn, fallback)  # type: ignore[return-value]
 
         return decorate
+
+    def adopt(self, name: str, breaker: Any) -> PybreakerBreaker:
+        """Put an existing `pybreaker.CircuitBreaker` under `name`.
+
+        `protect(name)` then runs calls through it, concurrently and with asyncio support
+        (see `sendguard.breakers.pybreaker_interop`).
+        """
+        from sendguard.breakers.pybreaker_interop import PybreakerBreaker
+
+        adopted = PybreakerBreaker(name, breaker)
+        with self._lock:
+            self._adopted[name] = adopted
+        return adopted
 
     def breakers(self) -> list[CircuitBreaker]:
         """The breakers this registry holds now."""
