@@ -146,3 +146,17 @@ def test_redis_errors_become_store_unavailable():
     with pytest.raises(StoreUnavailable, match="redis breaker store"):
         store.read("svc")
     store.close()
+
+
+def test_redis_name_index_is_bounded(redis_url, monkeypatch):
+    from sendguard.breakers import _redis
+
+    monkeypatch.setattr(_redis, "INDEX_SIZE", 3)
+    clock = FakeClock()
+    store = RedisBreakerStore(redis_url, time_ms=lambda: round(clock.monotonic() * 1000))
+    for i in range(6):
+        clock.advance(1)
+        store.read(f"tenant:t{i}")
+    assert store.names() == ["tenant:t3", "tenant:t4", "tenant:t5"]
+    assert len(store._indexed) <= 3
+    store.close()

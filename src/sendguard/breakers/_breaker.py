@@ -420,6 +420,11 @@ class CircuitBreaker:
         except BaseException as exc:
             await self.afinish(ticket, self.policy.classify_exception(exc), self._now() - start)
             raise
+        if self._plain and not ticket & 3:
+            slow = self._slow
+            if slow is None or self._now() - start < slow:
+                self._tick()
+                return result
         await self.afinish(ticket, self.outcome_of(result), self._now() - start)
         return result
 

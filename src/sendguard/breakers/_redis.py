@@ -1,12 +1,15 @@
 """Breaker state in Redis: the `BreakerStore` contract as one Lua script (one round trip).
 
 Imported only when a Redis store is configured. Keys:
-``sendguard:{breaker:<name>}:state`` (a hash per breaker) and
-``sendguard:{breaker-index}:names`` (a set of the names seen, for `sendguard breaker list`).
+``sendguard:{breaker:<name>}:state`` (a hash per breaker, expiring 7 days after its last
+change unless an override without expiry holds it) and
+``sendguard:{breaker-index}:names`` (a sorted set of the names seen, by first use, trimmed
+to the newest `INDEX_SIZE`, for `sendguard breaker list`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +29,7 @@ _SCRIPT = load_script("sendguard.breakers", "breaker.lua")
 _STATES = (State.CLOSED, State.OPEN, State.HALF_OPEN)
 _OVERRIDES: tuple[State | None, ...] = (None, State.FORCED_OPEN, State.FORCED_CLOSED)
 INDEX_KEY = "sendguard:{breaker-index}:names"
+INDEX_SIZE = 10_000
 _ERRORS = (redis.RedisError, OSError)
 
 
@@ -100,6 +104,22 @@ class RedisBreakerStore:
             self._aclient = connect_redis_async(self._url, timeout=self._timeout)
         return self._aclient
 
+    def _stamp(self) -> float:
+        return time.time() if self._time_ms is None else self._time_ms() / 1000
+
+    def _remember(self, name: str) -> None:
+        if len(self._indexed) >= INDEX_SIZE:  # bounded, like the registries
+            self._indexed.clear()
+        self._indexed.add(name)
+
+    def _index(self, name: str) -> None:
+        """Add `name` to the index (one pipelined round trip, once per name per store)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(INDEX_KEY, {name: self._stamp()})
+        pipe.zremrangebyrank(INDEX_KEY, 0, -INDEX_SIZE - 1)
+        pipe.execute()
+        self._remember(name)
+
     def _args(self, op: str, rest: Sequence[str | int | float]) -> list[str | int | float]:
         return [op, "" if self._time_ms is None else self._time_ms(), *rest]
 
@@ -107,8 +127,7 @@ class RedisBreakerStore:
         key = make_key("breaker", name, "state")
         try:
             if name not in self._indexed:
-                self.client.sadd(INDEX_KEY, name)
-                self._indexed.add(name)
+                self._index(name)
             raw = _SCRIPT.run(self.client, [key], self._args(op, rest))
         except _ERRORS as exc:
             raise StoreUnavailable(f"redis breaker store: {exc}") from exc
@@ -119,8 +138,11 @@ class RedisBreakerStore:
         client = self.async_client
         try:
             if name not in self._indexed:
-                await client.sadd(INDEX_KEY, name)
-                self._indexed.add(name)
+                pipe = client.pipeline(transaction=False)
+                pipe.zadd(INDEX_KEY, {name: self._stamp()})
+                pipe.zremrangebyrank(INDEX_KEY, 0, -INDEX_SIZE - 1)
+                await pipe.execute()
+                self._remember(name)
             try:
                 raw = await client.evalsha(_SCRIPT.sha, 1, key, *self._args(op, rest))
             except redis.exceptions.NoScriptError:
@@ -163,7 +185,7 @@ class RedisBreakerStore:
 
     def names(self) -> list[str]:
         try:
-            return sorted(_text(n) for n in self.client.smembers(INDEX_KEY))
+            return sorted(_text(n) for n in self.client.zrange(INDEX_KEY, 0, -1))
         except _ERRORS as exc:
             raise StoreUnavailable(f"redis breaker store: {exc}") from exc
 
