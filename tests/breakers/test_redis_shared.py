@@ -165,3 +165,16 @@ def test_a_hung_redis_costs_one_socket_timeout_then_is_skipped(restartable_redis
         assert sum(isinstance(e, StoreUnavailableEvent) for e in events) == len(probes)
     finally:
         restartable_redis.resume()
+
+
+def test_operator_controls_fail_loudly_when_the_store_is_away():
+    from sendguard import StoreUnavailable
+    from sendguard.testing.servers import free_port
+
+    registry = BreakerRegistry(store=f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable):
+        registry.force_open("route:GET /x", "storm", for_=60)
+    with pytest.raises(StoreUnavailable):
+        registry.reset("route:GET /x")
+    # ...while calls themselves keep being served on local state
+    assert registry.get("route:GET /x").call(lambda: "served") == "served"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from sendguard._core.config import make_rng
+from sendguard._core.durations import format_duration
 from sendguard._core.errors import BreakerOpen, StoreUnavailable
 from sendguard._core.store import StoreGate
 from sendguard._core.telemetry import Telemetry
@@ -255,7 +256,8 @@ class CircuitBreaker:
         )
         why = f" ({self._machine.override_reason})" if self._machine.override_reason else ""
         return BreakerOpen(
-            f"circuit breaker {self.name!r} is {state.value}{why}; retry in {retry_after:.3g}s",
+            f"circuit breaker {self.name!r} is {state.value}{why}; "
+            f"retry in {format_duration(retry_after)}",
             retry_after=retry_after,
             key=self.name,
             policy=self.policy,
@@ -458,22 +460,31 @@ class CircuitBreaker:
         return BreakerCall(self)
 
     # --- operator controls -------------------------------------------------------------
+    # These go to the shared store or fail: an operator told "forced open" must be able to
+    # trust that every worker sees it, so there is no quiet local fallback here.
+
+    def _operate(self, op: Callable[[BreakerStore], SharedView]) -> None:
+        view = op(self._store)  # raises StoreUnavailable when the store is away
+        self._adopt_result(view, self._switched(self._store))
 
     def force_open(self, reason: str, *, for_: float | None = None) -> None:
-        """Refuse every call, in every process sharing the store, for `for_` seconds."""
-        self._via(lambda s: s.set_override(self.name, State.FORCED_OPEN, reason, for_))
+        """Refuse every call, in every process sharing the store, for `for_` seconds.
+
+        Raises `StoreUnavailable` if the shared store cannot be reached.
+        """
+        self._operate(lambda s: s.set_override(self.name, State.FORCED_OPEN, reason, for_))
 
     def force_closed(self, reason: str, *, for_: float | None = None) -> None:
         """Admit every call and record nothing, everywhere, for `for_` seconds."""
-        self._via(lambda s: s.set_override(self.name, State.FORCED_CLOSED, reason, for_))
+        self._operate(lambda s: s.set_override(self.name, State.FORCED_CLOSED, reason, for_))
 
     def clear_override(self) -> None:
         """Remove a forced state; the breaker carries on from its machine state."""
-        self._via(lambda s: s.set_override(self.name, None, "", None))
+        self._operate(lambda s: s.set_override(self.name, None, "", None))
 
     def reset(self) -> None:
         """Clear any override and close the breaker with an empty window, everywhere."""
-        self._via(lambda s: s.reset(self.name))
+        self._operate(lambda s: s.reset(self.name))
 
 
 def _snapshot(m: BreakerMachine, now: float) -> SharedView:

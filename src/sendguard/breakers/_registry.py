@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.config import make_rng
 from sendguard._core.errors import ConfigError
-from sendguard._core.store import StoreGate
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
 from sendguard._core.telemetry import Hook, Telemetry, register_observable
 from sendguard.breakers._breaker import CircuitBreaker
 from sendguard.breakers._calls import Guarded
@@ -57,15 +57,24 @@ class BreakerInfo:
         )
 
 
-def open_store(store: str | BreakerStore | None, clock: Clock = SYSTEM_CLOCK) -> BreakerStore:
-    """A breaker store from a URL (``memory://`` or ``redis://...``), an object, or None."""
+def open_store(
+    store: str | BreakerStore | None,
+    clock: Clock = SYSTEM_CLOCK,
+    *,
+    timeout: float = DEFAULT_STORE_TIMEOUT,
+) -> BreakerStore:
+    """A breaker store from a URL (``memory://`` or ``redis://...``), an object, or None.
+
+    `timeout` bounds each Redis command; the default suits a request path, a command-line
+    tool talking to a remote Redis wants more.
+    """
     if store is None or store == "memory://" or store == "memory":
         return MemoryBreakerStore(clock)
     if isinstance(store, str):
         if store.startswith(("redis://", "rediss://", "unix://")):
             from sendguard.breakers._redis import RedisBreakerStore
 
-            return RedisBreakerStore(store)
+            return RedisBreakerStore(store, timeout=timeout)
         raise ConfigError(f"unknown breaker store {store!r}: use memory:// or redis://host:port/db")
     return store
 

@@ -97,6 +97,10 @@ class BreakerStore(Protocol):
         """Names of the breakers this store has seen."""
         ...
 
+    def close(self) -> None:
+        """Release connections (nothing to do for the memory store)."""
+        ...
+
 
 class AsyncBreakerStore(Protocol):
     """The operations a call's path needs, as coroutines (never blocking the event loop)."""
@@ -289,6 +293,9 @@ class MemoryBreakerStore(_AsyncFromSync):
     def names(self) -> list[str]:
         with self._lock:
             return sorted(self._records)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def seed(self, name: str, view: SharedView) -> None:
         """Start `name` from `view` (used when a breaker falls back from a shared store)."""

@@ -40,6 +40,7 @@ __all__ = [
     "UnknownDrill",
     "Value",
     "render",
+    "render_headline",
     "render_summary",
     "simulate",
 ]
@@ -305,23 +306,29 @@ def render(result: DrillResult) -> str:
     return "\n".join(lines)
 
 
+def _headline_cells(result: DrillResult) -> list[str]:
+    head = result.headline_figure
+    held = sum(target.passed for target in result.targets)
+    return [
+        result.name,
+        _verdict(result.passed),
+        f"{held}/{len(result.targets)}",
+        head.label,
+        f"{head.metric.format(head.unguarded)} {head.unit}",
+        f"{head.metric.format(head.guarded)} {head.unit}",
+    ]
+
+
+def render_headline(result: DrillResult) -> str:
+    """One sentence: the verdict, and the headline figure without and with the guard."""
+    name, verdict, held, label, bare, guarded = _headline_cells(result)
+    return f"{name}: {verdict} ({held} targets met); {label}: {bare} unguarded, {guarded} guarded"
+
+
 def render_summary(results: Sequence[DrillResult]) -> str:
-    """One line per drill: its verdict and its headline figure on both runs."""
-    rows = []
-    for result in results:
-        head = result.headline_figure
-        unit = f" {head.unit}"
-        rows.append(
-            [
-                result.name,
-                _verdict(result.passed),
-                f"{sum(t.passed for t in result.targets)}/{len(result.targets)}",
-                head.label,
-                head.metric.format(head.unguarded) + unit,
-                head.metric.format(head.guarded) + unit,
-            ]
-        )
+    """One row per drill: its verdict and its headline figure on both runs."""
     header = ["drill", "result", "targets", "headline", "unguarded", "guarded"]
+    rows = [_headline_cells(result) for result in results]
     return "\n".join(_table(header, rows, right={2, 4, 5}))
 
 
@@ -363,6 +370,7 @@ def simulate(clock: FakeClock, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     when all tasks wait, the clock jumps to the next timer. Pass the same clock to the
     guards under test. The coroutine must do no real I/O (nothing would wake it up).
     Raises `SimulationStalled` if every task waits on something no timer will deliver.
+    It runs its own event loop, so call it from synchronous code.
     """
     with asyncio.Runner(loop_factory=lambda: _SimulatedLoop(clock)) as runner:
         return runner.run(main())

@@ -1,0 +1,65 @@
+"""``sendguard drill NAME | --all | --list``: replay incidents without and with their guards."""
+
+from __future__ import annotations
+
+import argparse
+
+from sendguard._core.errors import ConfigError
+from sendguard.drills import (
+    DRILLS,
+    MAX_SCALE,
+    DrillResult,
+    UnknownDrill,
+    get_drill,
+    render,
+    render_summary,
+)
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``drill`` command."""
+    parser = commands.add_parser(
+        "drill",
+        help="replay an incident without and with its guard",
+        description="Replay an incident twice, without its guard and with it, and check the "
+        "guarded run against its targets. Exit 0 when every target is met, 1 otherwise.",
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("name", nargs="?", metavar="NAME", help="the drill to run")
+    which.add_argument("--all", action="store_true", help="run every drill, then sum them up")
+    which.add_argument("--list", action="store_true", help="list the drills")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=MAX_SCALE,
+        metavar="F",
+        help=f"run with a share F of the traffic (default {MAX_SCALE:g}: the full drill)",
+    )
+    parser.set_defaults(run=_run, parser=parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.parser
+    if args.list:
+        width = max(map(len, DRILLS))
+        for drill in DRILLS.values():
+            print(f"{drill.name.ljust(width)}  {drill.incident}")
+        return 0
+    try:
+        drills = list(DRILLS.values()) if args.all else [get_drill(args.name)]
+        for drill in drills:
+            drill.check_scale(args.scale)
+    except (UnknownDrill, ConfigError) as exc:
+        parser.error(str(exc))
+    results: list[DrillResult] = []
+    for drill in drills:
+        if results:
+            print()
+        results.append(drill.run(args.scale))
+        print(render(results[-1]))
+    if args.all:
+        print()
+        print(render_summary(results))
+    return 0 if all(result.passed for result in results) else 1
