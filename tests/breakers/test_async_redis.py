@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sendguard.breakers import Breaker, BreakerOpen, BreakerRegistry, State
-from sendguard.breakers._redis import RedisBreakerStore
+from sendguard.breakers.redis_store import RedisBreakerStore
 from sendguard.testing import FakeClock
 
 

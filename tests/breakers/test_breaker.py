@@ -327,3 +327,35 @@ def test_a_refresh_due_as_the_open_time_ends_still_admits_the_probe():
     cb._now = Stepping().monotonic
     clock.advance(5.0)
     assert cb.call(lambda: "probe ran") == "probe ran"
+
+
+def test_decorated_breakers_are_never_evicted():
+    reg, _, _ = registry(Breaker.consecutive(1), max_breakers=2)
+
+    @reg.protect("provider:pinned")
+    def send() -> None:
+        raise Boom
+
+    pinned = reg.get("provider:pinned")
+    for i in range(10):
+        reg.tenant(f"t{i}")
+    assert reg.get("provider:pinned") is pinned  # one object per name, still reporting
+    with pytest.raises(Boom):
+        send()
+    assert pinned.state is State.OPEN
+
+
+def test_successes_before_an_idle_spell_do_not_count_as_recent():
+    # 20 successes, five idle minutes, then failures: the old successes have left the
+    # 30-second window, so the rate trips after min_calls failures, not after 20 more.
+    reg, clock, _ = registry(Breaker(failure_rate=0.5, min_calls=10), sync_interval=0.5)
+    cb = reg.get("idle")
+    for _ in range(20):
+        cb.call(lambda: None)
+    clock.advance(300)
+    failures = 0
+    while cb.state is State.CLOSED:
+        with pytest.raises(Boom):
+            cb.call(boom)
+        failures += 1
+    assert failures == 10

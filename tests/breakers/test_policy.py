@@ -88,3 +88,9 @@ def test_modes_are_enums():
     assert Breaker(mode=Mode.METRICS_ONLY).mode is Mode.METRICS_ONLY
     with pytest.raises(ConfigError, match="mode"):
         Breaker(mode="disabled")  # type: ignore[arg-type]
+
+
+def test_min_calls_must_fit_in_a_count_window():
+    with pytest.raises(ConfigError, match=r"min_calls=10 can never be reached in a window of 5"):
+        Breaker(window=Window.count(5))
+    assert Breaker.consecutive(3, window=Window.count(2)).min_calls == 10  # no rate: fine

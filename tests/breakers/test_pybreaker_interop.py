@@ -102,3 +102,40 @@ def test_excluded_exceptions_still_count_as_success():
     assert adopted.state is State.CLOSED
     adopted.record(failed=True)
     assert adopted.state is State.OPEN
+
+
+def test_a_successful_probe_runs_exactly_once():
+    # Regression: pybreaker's open state runs the call itself when its timeout has
+    # passed; the adapter must decide instead, so the function runs once, unlocked.
+    legacy = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=0.01)
+    adopted = BreakerRegistry().adopt("x", legacy)
+    with pytest.raises(Down):
+        adopted.call(lambda: (_ for _ in ()).throw(Down()))
+    opened_at = legacy._state_storage.opened_at
+    assert opened_at is not None
+    legacy._state_storage.opened_at = opened_at.replace(year=2000)  # the timeout has passed
+    runs: list[int] = []
+
+    def probe() -> str:
+        runs.append(1)
+        return "ok"
+
+    assert adopted.call(probe) == "ok"
+    assert runs == [1]
+    assert adopted.state is State.CLOSED
+
+
+def test_the_kill_switch_reaches_adopted_breakers_and_adoption_comes_first():
+    from sendguard import ConfigError
+
+    registry = BreakerRegistry()
+    adopted = registry.adopt("provider:legacy", pybreaker.CircuitBreaker())
+    registry.force_open("provider:legacy", "storm")
+    assert adopted.state is State.OPEN
+    registry.force_closed("provider:legacy", "over")
+    assert adopted.state is State.CLOSED
+    with pytest.raises(ConfigError, match="timed override"):
+        registry.force_open("provider:legacy", "storm", for_=60)
+    registry.get("provider:new")
+    with pytest.raises(ConfigError, match="already in use"):
+        registry.adopt("provider:new", pybreaker.CircuitBreaker())

@@ -127,7 +127,7 @@ def test_redis_going_away_degrades_to_local_state_and_comes_back(restartable_red
     with pytest.raises(BreakerOpen):
         breaker.call(lambda: "refused")
     clock.advance(1)
-    breaker.view()
+    breaker.refresh()
     assert breaker.shared
     assert any(isinstance(e, StoreRecovered) for e in events)
 
@@ -178,3 +178,15 @@ def test_operator_controls_fail_loudly_when_the_store_is_away():
         registry.reset("route:GET /x")
     # ...while calls themselves keep being served on local state
     assert registry.get("route:GET /x").call(lambda: "served") == "served"
+
+
+def test_a_dry_run_breaker_never_publishes_its_trips(redis_url):
+    from sendguard.breakers import Mode
+
+    dry = BreakerRegistry(Breaker.consecutive(1, mode=Mode.METRICS_ONLY), store=redis_url)
+    enforcing = BreakerRegistry(Breaker.consecutive(1), store=redis_url, sync_interval=0.01)
+    with pytest.raises(OSError, match="down"):
+        dry.get("provider:p").call(lambda: (_ for _ in ()).throw(OSError("down")))
+    assert dry.get("provider:p")._machine.state is State.OPEN  # it would have refused...
+    assert enforcing.info("provider:p").state is State.CLOSED  # ...but told nobody
+    assert enforcing.get("provider:p").call(lambda: "served") == "served"

@@ -71,12 +71,12 @@ class Model:
                 now,
             )
         if self.state is State.HALF_OPEN:
-            if now - self.since > self.p.half_open_max_wait:
-                self._open(now, self.reopenings + 1)
-                return False
             if self.left == 0:
+                if now - self.since > self.p.half_open_max_wait:
+                    self._open(now, self.reopenings + 1)
                 return False
             self.left -= 1
+            self.since = now
             if outcome == "ignored":
                 self.left += 1
             elif outcome == "failure":
@@ -117,6 +117,7 @@ class BreakerVsModel(RuleBasedStateMachine):
     def setup(self, consecutive, rate, min_calls, window, probes, backoff):
         if consecutive is None and rate is None:
             rate = 0.5
+        min_calls = min(min_calls, window)  # a larger one is a config error
         self.policy = Breaker(
             failure_rate=rate,
             consecutive_failures=consecutive,

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from sendguard.breakers import MemoryBreakerStore, State
-from sendguard.breakers._redis import RedisBreakerStore
 from sendguard.breakers._store import BreakerStore
+from sendguard.breakers.redis_store import RedisBreakerStore
 from sendguard.testing import FakeClock
 
 
@@ -149,7 +149,7 @@ def test_redis_errors_become_store_unavailable():
 
 
 def test_redis_name_index_is_bounded(redis_url, monkeypatch):
-    from sendguard.breakers import _redis
+    from sendguard.breakers import redis_store as _redis
 
     monkeypatch.setattr(_redis, "INDEX_SIZE", 3)
     clock = FakeClock()
@@ -160,3 +160,15 @@ def test_redis_name_index_is_bounded(redis_url, monkeypatch):
     assert store.names() == ["tenant:t3", "tenant:t4", "tenant:t5"]
     assert len(store._indexed) <= 3
     store.close()
+
+
+def test_a_quiet_half_open_breaker_waits_for_its_probes(env):
+    store, clock = env
+    store.trip("svc", 0, 1.0, 0, "x")
+    clock.advance(1.0)
+    assert store.acquire_probe("svc", 2, 30.0, 10.0)[0]
+    store.report_probe("svc", store.read("svc").generation, True, 2, 10.0)
+    clock.advance(120.0)  # a quiet route: the second probe comes much later
+    granted, view = store.acquire_probe("svc", 2, 30.0, 10.0)
+    assert granted
+    assert view.state is State.HALF_OPEN

@@ -67,3 +67,15 @@ def test_calls_transitions_rejections_and_state_are_metrics(reader):
         if a["breaker"] == "provider:otel-demo"
     ]
     assert states == ["open"]
+
+
+def test_store_outage_metrics_carry_bounded_attributes(reader):
+    from sendguard.testing.servers import free_port
+
+    registry = BreakerRegistry(store=f"redis://127.0.0.1:{free_port()}/0")
+    registry.get("x").call(lambda: None)
+    points = _points(reader)["sendguard.store.unavailable"]
+    assert points
+    for attrs, _ in points:
+        assert set(attrs) == {"store", "guard", "error_type"}
+        assert attrs["error_type"] == "ConnectionError"

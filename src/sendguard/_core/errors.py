@@ -31,7 +31,8 @@ class Rejected(SendguardError):
         retry_after: seconds after which a retry may be admitted (never negative).
         key: the guarded key (breaker name, limit key) that decided.
         policy: the policy object that decided.
-        reason: a short machine-readable reason (`"open"`, `"half_open_full"`, ...).
+        reason: a short machine-readable reason: the refusing state's value
+            (`"open"`, `"half_open"`, `"forced_open"`) for a breaker.
     """
 
     def __init__(

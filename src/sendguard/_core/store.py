@@ -113,7 +113,11 @@ class StoreGate:
             self._down_until = now + wait
         self.telemetry.emit(
             StoreUnavailableEvent(
-                store=self.store, guard=self.guard, error=_describe(error), retry_in=wait
+                store=self.store,
+                guard=self.guard,
+                error_type=type(error.__cause__ or error).__name__,
+                error=_describe(error),
+                retry_in=wait,
             )
         )
 

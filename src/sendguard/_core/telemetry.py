@@ -36,9 +36,14 @@ log = logging.getLogger("sendguard")
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Base of every telemetry event. `kind` is the metric-style name of the event."""
+    """Base of every telemetry event.
+
+    `kind` is the metric-style name of the event; `attributes` names the fields that
+    become metric attributes (bounded values only: names and states, never free text).
+    """
 
     kind: ClassVar[str] = "sendguard.event"
+    attributes: ClassVar[tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +51,10 @@ class StoreUnavailableEvent(Event):
     """The shared store failed; the guard now runs on local state for `retry_in` seconds."""
 
     kind: ClassVar[str] = "sendguard.store.unavailable"
+    attributes: ClassVar[tuple[str, ...]] = ("store", "guard", "error_type")
     store: str
     guard: str
+    error_type: str
     error: str
     retry_in: float
 
@@ -57,6 +64,7 @@ class StoreRecovered(Event):
     """The shared store answered again after `down_for` seconds."""
 
     kind: ClassVar[str] = "sendguard.store.recovered"
+    attributes: ClassVar[tuple[str, ...]] = ("store", "guard")
     store: str
     guard: str
     down_for: float
@@ -69,7 +77,11 @@ class Hook(Protocol):
 
 
 class Telemetry:
-    """Fans events out to hooks. With no hooks given, the OpenTelemetry hook is used."""
+    """Fans events out to hooks.
+
+    With `hooks` None, the OpenTelemetry hook is used. A list replaces it; include
+    `OpenTelemetryHook()` in the list to keep the metrics as well.
+    """
 
     __slots__ = ("hooks",)
 
@@ -142,30 +154,30 @@ def register_observable(
         owners.add(owner)
 
 
+_counters: dict[str, metrics.Counter] = {}
+
+
 class OpenTelemetryHook:
     """Records each event as OpenTelemetry metrics through `opentelemetry-api`.
 
     Each event type maps to a counter named after `event.kind` (for example
-    ``sendguard.breaker.transitions``), with the event's string fields as attributes.
-    The API is a no-op until the application installs an SDK.
+    ``sendguard.breaker.transitions``), with the fields the event lists in `attributes`.
+    Every instance shares the same instruments, so keeping the default hook next to
+    your own is ``hooks=[OpenTelemetryHook(), mine]``. The API is a no-op until the
+    application installs an SDK.
     """
 
-    __slots__ = ("_counters",)
-
-    def __init__(self) -> None:
-        self._counters: dict[str, metrics.Counter] = {}
+    __slots__ = ()
 
     def __call__(self, event: Event, /) -> None:
-        counter = self._counters.get(event.kind)
+        counter = _counters.get(event.kind)
         if counter is None:
-            counter = _meter().create_counter(event.kind, unit="{event}")
-            self._counters[event.kind] = counter
-        attrs = {
-            name: value
-            for name in getattr(event, "__dataclass_fields__", {})
-            if isinstance(value := getattr(event, name), str)
-        }
-        counter.add(1, attrs)
+            with _obs_lock:
+                counter = _counters.get(event.kind)
+                if counter is None:
+                    counter = _meter().create_counter(event.kind, unit="{event}")
+                    _counters[event.kind] = counter
+        counter.add(1, {name: str(getattr(event, name)) for name in event.attributes})
 
 
 _default: list[OpenTelemetryHook] = []

@@ -101,7 +101,10 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._machine = BreakerMachine(policy)
         self._local = local or MemoryBreakerStore(clock, label="local")
-        self._store: BreakerStore = store or self._local
+        # A dry run (metrics-only) or a disabled breaker keeps its state to this process:
+        # publishing its trips would make enforcing processes refuse calls.
+        shared = store if policy.mode is Mode.ENFORCE else None
+        self._store: BreakerStore = shared or self._local
         self._gate = gate or StoreGate(self._store.label, "breaker", self.telemetry, clock=clock)
         self._source: object = self._store
         self._next_sync = 0.0
@@ -122,6 +125,15 @@ class CircuitBreaker:
             return self._machine.effective_state(self._now())
 
     @property
+    def machine_state(self) -> State:
+        """CLOSED, OPEN or HALF_OPEN, whatever the mode or an override says.
+
+        For a metrics-only breaker this is what it would be doing if it were enforced.
+        """
+        with self._lock:
+            return self._machine.state
+
+    @property
     def stats(self) -> Stats:
         """Cumulative call counts in this process (fast successes folded in first)."""
         with self._lock:
@@ -129,23 +141,32 @@ class CircuitBreaker:
         return self._stats
 
     def _fold(self, now: float) -> None:
-        """Move fast successes into the window. The caller holds the lock."""
+        """Move fast successes into the window. The caller holds the lock.
+
+        A fast success ran before the refresh deadline in force at the time, so it is
+        placed no later than that deadline: after an idle spell, old successes land where
+        they happened (within one `sync_interval`), not at the moment of folding.
+        """
         ticks = self._tick()
         pending = ticks - self._folded
         self._folded = ticks + 1
         if pending:
             self._counts[SUCCESS] += pending
-            self._machine.add_successes(pending, now)
+            at = min(now, self._next_sync) if self._next_sync > 0 else now
+            self._machine.add_successes(pending, at)
 
     @property
     def shared(self) -> bool:
         """True while the breaker is using its shared store (not the local fallback)."""
         return self._source is self._store and self._store is not self._local
 
-    def view(self) -> SharedView:
-        """Read the shared state now (one store round trip) and adopt it."""
-        view = self._via(lambda s: s.read(self.name))
-        return view
+    def refresh(self) -> SharedView:
+        """Read the shared state now (one store round trip) and adopt it.
+
+        Calls do this on their own every `sync_interval`; call it to see a change made
+        elsewhere (an operator's override) at once.
+        """
+        return self._via(lambda s: s.read(self.name))
 
     # --- store access with fallback ------------------------------------------------------
 
@@ -271,8 +292,10 @@ class CircuitBreaker:
     def _sync_due(self, now: float) -> bool:
         if now < self._next_sync:
             return False
-        self._next_sync = now + self.sync_interval
-        self._fast_until = 0.0
+        with self._lock:
+            self._fold(now)  # before the deadline moves: pending successes predate it
+            self._next_sync = now + self.sync_interval
+            self._fast_until = 0.0
         return True
 
     def _probe_args(self) -> tuple[str, int, float, float]:

@@ -15,6 +15,7 @@ class BreakerTransition(Event):
     """A breaker changed state (as this process saw it)."""
 
     kind: ClassVar[str] = "sendguard.breaker.transitions"
+    attributes: ClassVar[tuple[str, ...]] = ("breaker", "from_state", "to_state", "reason")
     breaker: str
     from_state: str
     to_state: str
@@ -26,6 +27,7 @@ class BreakerRejected(Event):
     """A breaker refused a call."""
 
     kind: ClassVar[str] = "sendguard.breaker.rejections"
+    attributes: ClassVar[tuple[str, ...]] = ("breaker", "state")
     breaker: str
     state: str
     retry_after: float

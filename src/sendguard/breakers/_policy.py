@@ -116,8 +116,10 @@ class Breaker:
     Once open it refuses calls for `open_for` seconds (multiplied by `open_backoff` each
     time it reopens in a row, up to `max_open_for`, with `open_jitter` spread), then goes
     half-open: `half_open_calls` probe calls are let through while every other call is
-    refused at once. All probes succeeding closes it; one failing reopens it. Probes that
-    do not finish within `half_open_max_wait` seconds reopen it too.
+    refused at once. All probes succeeding closes it; one failing reopens it. If every
+    permit is out and none has reported for `half_open_max_wait` seconds (a probe hung, or
+    its process died), it reopens; a quiet route that simply sees few calls stays
+    half-open until its probes arrive.
 
     Exceptions in `ignore_on` (and BaseExceptions that are not Exceptions, such as a
     cancellation) are ignored; other exceptions in `failure_on` are failures; any other
@@ -163,6 +165,15 @@ class Breaker:
         if not isinstance(self.window, Window):
             raise ConfigError(f"Breaker.window must be a Window, got {self.window!r}")
         _count("min_calls", self.min_calls, allow_none=False)
+        if (
+            self.window.kind == "count"
+            and self.min_calls > self.window.size
+            and (self.failure_rate is not None or self.slow_call_duration is not None)
+        ):
+            raise ConfigError(
+                f"Breaker.min_calls={self.min_calls!r} can never be reached in a window of "
+                f"{int(self.window.size)} calls: lower min_calls or widen the window"
+            )
         _positive("open_for", self.open_for, allow_none=False)
         if not (isinstance(self.open_backoff, int | float) and 1 <= self.open_backoff <= 100):
             raise ConfigError(

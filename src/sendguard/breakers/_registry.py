@@ -72,7 +72,7 @@ def open_store(
         return MemoryBreakerStore(clock)
     if isinstance(store, str):
         if store.startswith(("redis://", "rediss://", "unix://")):
-            from sendguard.breakers._redis import RedisBreakerStore
+            from sendguard.breakers.redis_store import RedisBreakerStore
 
             return RedisBreakerStore(store, timeout=timeout)
         raise ConfigError(f"unknown breaker store {store!r}: use memory:// or redis://host:port/db")
@@ -127,6 +127,7 @@ class BreakerRegistry:
         self._lock = threading.Lock()
         self._breakers: OrderedDict[str, CircuitBreaker] = OrderedDict()
         self._adopted: dict[str, PybreakerBreaker] = {}
+        self._pinned: set[str] = set()
         register_observable(
             "sendguard.breaker.calls",
             self,
@@ -173,14 +174,23 @@ class BreakerRegistry:
         with self._lock:
             breaker = self._breakers.setdefault(name, fresh)
             self._breakers.move_to_end(name)
-            while len(self._breakers) > self.max_breakers:
-                self._breakers.popitem(last=False)
+            self._evict()
         return breaker
 
     def guarded(self, name: str) -> Guarded:
         """What runs calls for `name`: an adopted pybreaker breaker, else `get(name)`."""
         adopted = self._adopted.get(name)
         return adopted if adopted is not None else self.get(name)
+
+    def _evict(self) -> None:
+        """Drop least recently used breakers past the bound, sparing pinned ones."""
+        excess = len(self._breakers) - self.max_breakers
+        for old in list(self._breakers):
+            if excess <= 0:
+                break
+            if old not in self._pinned:
+                del self._breakers[old]
+                excess -= 1
 
     def scoped(self, scope: Scope, key: str) -> CircuitBreaker:
         """The breaker for `key` in `scope` (named ``scope:key``)."""
@@ -217,6 +227,9 @@ class BreakerRegistry:
             return self.guarded(name(*args, **kwargs) if callable(name) else name)
 
         def decorate(fn: F) -> F:
+            if isinstance(name, str):
+                with self._lock:
+                    self._pinned.add(name)  # a decorator holds it: never evict it
             target: Guarded | Callable[..., Guarded] = (
                 self.guarded(name) if isinstance(name, str) else pick
             )
@@ -234,6 +247,11 @@ class BreakerRegistry:
 
         adopted = PybreakerBreaker(name, breaker)
         with self._lock:
+            if name in self._breakers:
+                raise ConfigError(
+                    f"breaker {name!r} is already in use (decorated or called): adopt "
+                    "pybreaker breakers before anything uses their name"
+                )
             self._adopted[name] = adopted
         return adopted
 
@@ -243,8 +261,8 @@ class BreakerRegistry:
             return list(self._breakers.values())
 
     def info(self, name: str) -> BreakerInfo:
-        """The shared state of `name` as the store has it now."""
-        return BreakerInfo.from_view(name, self.get(name).view())
+        """The shared state of `name` as the store has it now (raises if it is away)."""
+        return BreakerInfo.from_view(name, self.store.read(name))
 
     def list(self) -> list[BreakerInfo]:
         """Every breaker the store knows, with its shared state."""
@@ -254,12 +272,29 @@ class BreakerRegistry:
     def force_open(self, name: str, reason: str, *, for_: float | None = None) -> None:
         """Refuse every call to `name` in every process sharing the store."""
         _check_override(reason, for_)
+        adopted = self._adopted_for_override(name, for_)
+        if adopted is not None:
+            adopted.force_open()
+            return
         self.get(name).force_open(reason, for_=for_)
 
     def force_closed(self, name: str, reason: str, *, for_: float | None = None) -> None:
         """Admit every call to `name` everywhere, recording nothing."""
         _check_override(reason, for_)
+        adopted = self._adopted_for_override(name, for_)
+        if adopted is not None:
+            adopted.force_closed()
+            return
         self.get(name).force_closed(reason, for_=for_)
+
+    def _adopted_for_override(self, name: str, for_: float | None) -> PybreakerBreaker | None:
+        adopted = self._adopted.get(name)
+        if adopted is not None and for_ is not None:
+            raise ConfigError(
+                f"{name!r} is an adopted pybreaker breaker: pybreaker has no timed override, "
+                "so force it without for_ and clear it yourself"
+            )
+        return adopted
 
     def clear_override(self, name: str) -> None:
         """Remove a forced state from `name`."""

@@ -69,8 +69,8 @@ class BreakerStore(Protocol):
         self, name: str, probes: int, max_wait: float, reopen_for: float
     ) -> tuple[bool, SharedView]:
         """Take a half-open probe permit, first moving an expired open breaker to half-open
-        with `probes` permits. Half-open for longer than `max_wait` reopens it for
-        `reopen_for` seconds instead."""
+        with `probes` permits. With every permit out and none granted for `max_wait`
+        seconds (a probe hung or its process died), reopen for `reopen_for` seconds."""
         ...
 
     def release_probe(self, name: str, generation: int) -> SharedView:
@@ -238,11 +238,12 @@ class MemoryBreakerStore(_AsyncFromSync):
                 rec.probes_left, rec.probes_ok, rec.half_open_since = probes, 0, now
                 rec.reason = "open_elapsed"
             if rec.state is State.HALF_OPEN:
-                if now - rec.half_open_since > max_wait:
-                    rec.open(now, reopen_for, rec.reopenings + 1, "half_open_timeout")
-                elif rec.probes_left > 0:
+                if rec.probes_left > 0:
                     rec.probes_left -= 1
+                    rec.half_open_since = now
                     granted = True
+                elif now - rec.half_open_since > max_wait:
+                    rec.open(now, reopen_for, rec.reopenings + 1, "half_open_timeout")
             return granted, rec.view(now)
 
     def release_probe(self, name: str, generation: int) -> SharedView:

@@ -51,10 +51,11 @@ elseif op == 'probe' then
     why = 'open_elapsed'; changed = true
   end
   if st == 2 then
-    if now - since > tonumber(ARGV[4]) then
+    if left > 0 then
+      left = left - 1; since = now; granted = 1; changed = true
+    elseif now - since > tonumber(ARGV[4]) then
+      -- every permit is out and none came back in time: a probe hung or its process died
       open(tonumber(ARGV[5]), reop + 1, 'half_open_timeout')
-    elseif left > 0 then
-      left = left - 1; granted = 1; changed = true
     end
   end
 elseif op == 'release' then

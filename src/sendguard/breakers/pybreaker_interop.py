@@ -67,16 +67,20 @@ class PybreakerBreaker:
     ) -> None:
         cb = self.breaker
         with cb._lock:
-            try:
-                cb.state.before_call(fn, *args, **kwargs)
-            except pybreaker.CircuitBreakerError as refused:
-                raise BreakerOpen(
-                    f"circuit breaker {self.name!r} (pybreaker) is open: {refused}",
-                    retry_after=self._retry_after(),
-                    key=self.name,
-                    policy=cb,
-                    reason="open",
-                ) from None
+            if cb.current_state == pybreaker.STATE_OPEN:
+                # pybreaker's open state would run the call itself once its timeout has
+                # passed; decide here instead, so the call runs exactly once, unlocked.
+                retry_after = self._retry_after()
+                if retry_after > 0:
+                    raise BreakerOpen(
+                        f"circuit breaker {self.name!r} (pybreaker) is open",
+                        retry_after=retry_after,
+                        key=self.name,
+                        policy=cb,
+                        reason="open",
+                    )
+                cb.half_open()
+            cb.state.before_call(fn, *args, **kwargs)
             for listener in cb.listeners:
                 listener.before_call(cb, fn, *args, **kwargs)
 
@@ -128,3 +132,11 @@ class PybreakerBreaker:
     def admit(self) -> None:
         """Ask pybreaker whether a call may start; raise `BreakerOpen` if not."""
         self._before(self.admit, (), {})
+
+    def force_open(self) -> None:
+        """pybreaker's own `open()` (shared through its state storage, if it has one)."""
+        self.breaker.open()
+
+    def force_closed(self) -> None:
+        """pybreaker's own `close()`."""
+        self.breaker.close()

@@ -1,6 +1,7 @@
 """Breaker state in Redis: the `BreakerStore` contract as one Lua script (one round trip).
 
-Imported only when a Redis store is configured. Keys:
+This module imports redis-py (``sendguard[redis]``); `open_store("redis://...")` loads it
+on demand, or import `RedisBreakerStore` from here to pass your own client. Keys:
 ``sendguard:{breaker:<name>}:state`` (a hash per breaker, expiring 7 days after its last
 change unless an override without expiry holds it) and
 ``sendguard:{breaker-index}:names`` (a sorted set of the names seen, by first use, trimmed
@@ -10,6 +11,7 @@ to the newest `INDEX_SIZE`, for `sendguard breaker list`).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -84,7 +86,7 @@ class RedisBreakerStore:
         self._client = client
         self._aclient = async_client
         self._time_ms = time_ms
-        self._indexed: set[str] = set()
+        self._indexed: OrderedDict[str, None] = OrderedDict()
 
     @property
     def client(self) -> redis.Redis:
@@ -108,9 +110,10 @@ class RedisBreakerStore:
         return time.time() if self._time_ms is None else self._time_ms() / 1000
 
     def _remember(self, name: str) -> None:
-        if len(self._indexed) >= INDEX_SIZE:  # bounded, like the registries
-            self._indexed.clear()
-        self._indexed.add(name)
+        self._indexed[name] = None
+        self._indexed.move_to_end(name)
+        if len(self._indexed) > INDEX_SIZE:  # bounded, like the registries
+            self._indexed.popitem(last=False)
 
     def _index(self, name: str) -> None:
         """Add `name` to the index (one pipelined round trip, once per name per store)."""
