@@ -65,7 +65,7 @@ from benchmarks._util import (
     time_per_call,
 )
 from sendguard.breakers import Breaker, BreakerRegistry, State
-from sendguard.breakers._redis import RedisBreakerStore
+from sendguard.breakers.redis_store import RedisBreakerStore
 from sendguard.testing.servers import RedisServer
 
 TARGETS = {
