@@ -1,14 +1,18 @@
 """sendguard: drop-in reliability guards for web apps and email-sending pipelines.
 
 Each guard answers a real incident (see docs/): circuit breakers (`sendguard.breakers`),
-and, as they land, rate limits, backoff, job guards and health probes. Every guard has a
+rate limits and bulkheads composed per route by `Guard` (`sendguard.ratelimit`, with
+`sendguard.asgi` and `sendguard.wsgi` middleware), and, as they land, backoff, job
+guards and health probes. Every guard has a
 drill, ``sendguard drill NAME``, that replays its incident with and without it.
 """
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from sendguard._core.errors import (
     BreakerOpen,
+    BulkheadFull,
     ConfigError,
+    RateLimited,
     Rejected,
     SendguardError,
     StoreUnavailable,
@@ -21,6 +25,7 @@ from sendguard._core.telemetry import (
     StoreUnavailableEvent,
     Telemetry,
 )
+from sendguard._guard import Guard, RoutePolicy
 from sendguard.breakers import (
     Breaker,
     BreakerRegistry,
@@ -30,6 +35,7 @@ from sendguard.breakers import (
     State,
     Window,
 )
+from sendguard.ratelimit import Bulkhead
 
 __version__ = "0.1.0"
 
@@ -38,15 +44,20 @@ __all__ = [
     "Breaker",
     "BreakerOpen",
     "BreakerRegistry",
+    "Bulkhead",
+    "BulkheadFull",
     "CircuitBreaker",
     "Clock",
     "ConfigError",
     "Event",
+    "Guard",
     "Hook",
     "Mode",
     "OpenTelemetryHook",
     "Outcome",
+    "RateLimited",
     "Rejected",
+    "RoutePolicy",
     "SendguardError",
     "State",
     "StoreRecovered",

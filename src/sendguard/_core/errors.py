@@ -3,7 +3,9 @@
     SendguardError                  base of everything sendguard raises
     ├── ConfigError (ValueError)    bad configuration, raised when a policy is built
     ├── Rejected                    a guard refused a call; carries retry_after, key, policy
-    │   └── BreakerOpen             the circuit breaker is open, half-open and full, or forced
+    │   ├── RateLimited             a rate limit has no room (HTTP 429)
+    │   ├── BreakerOpen             the circuit breaker is open, half-open and full, or forced
+    │   └── BulkheadFull            every slot of a bulkhead is taken (HTTP 503)
     └── StoreUnavailable            the shared store could not be reached (used internally;
                                     guards fall back and never let it reach a request)
 
@@ -13,7 +15,15 @@ succeed, and the HTTP adapters turn it into a `Retry-After` header.
 
 from __future__ import annotations
 
-__all__ = ["BreakerOpen", "ConfigError", "Rejected", "SendguardError", "StoreUnavailable"]
+__all__ = [
+    "BreakerOpen",
+    "BulkheadFull",
+    "ConfigError",
+    "RateLimited",
+    "Rejected",
+    "SendguardError",
+    "StoreUnavailable",
+]
 
 
 class SendguardError(Exception):
@@ -47,6 +57,14 @@ class Rejected(SendguardError):
 
 class BreakerOpen(Rejected):
     """The circuit breaker refused the call (open, forced open, or half-open with no permit)."""
+
+
+class RateLimited(Rejected):
+    """A rate limit refused the request (no room for its cost in some window)."""
+
+
+class BulkheadFull(Rejected):
+    """Every slot of a bulkhead was taken for the whole allowed wait."""
 
 
 class StoreUnavailable(SendguardError):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from importlib import resources
 from typing import Any, Protocol
 
 from redis.exceptions import NoScriptError
 
-__all__ = ["RedisClient", "Script", "load_script"]
+__all__ = ["AsyncRedisClient", "RedisClient", "Script", "load_script"]
 
 
 class RedisClient(Protocol):
@@ -18,6 +18,18 @@ class RedisClient(Protocol):
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: str | int | float) -> Any: ...
 
     def eval(self, script: str, numkeys: int, *keys_and_args: str | int | float) -> Any: ...
+
+
+class AsyncRedisClient(Protocol):
+    """The asyncio counterpart of `RedisClient`."""
+
+    def evalsha(
+        self, sha: str, numkeys: int, *keys_and_args: str | int | float
+    ) -> Awaitable[Any]: ...
+
+    def eval(
+        self, script: str, numkeys: int, *keys_and_args: str | int | float
+    ) -> Awaitable[Any]: ...
 
 
 class Script:
@@ -37,6 +49,15 @@ class Script:
             return client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return client.eval(self.source, len(keys), *keys, *args)
+
+    async def arun(
+        self, client: AsyncRedisClient, keys: Sequence[str], args: Sequence[str | int | float]
+    ) -> Any:
+        """`run` on an asyncio client."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)
 
 
 def load_script(package: str, name: str) -> Script:

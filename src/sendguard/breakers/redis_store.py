@@ -146,10 +146,7 @@ class RedisBreakerStore:
                 pipe.zremrangebyrank(INDEX_KEY, 0, -INDEX_SIZE - 1)
                 await pipe.execute()
                 self._remember(name)
-            try:
-                raw = await client.evalsha(_SCRIPT.sha, 1, key, *self._args(op, rest))
-            except redis.exceptions.NoScriptError:
-                raw = await client.eval(_SCRIPT.source, 1, key, *self._args(op, rest))
+            raw = await _SCRIPT.arun(client, [key], self._args(op, rest))
         except _ERRORS as exc:
             raise StoreUnavailable(f"redis breaker store: {exc}") from exc
         return _view(raw)

@@ -1,0 +1,500 @@
+"""`Guard`: one object holding every route's limits, bulkhead and breaker.
+
+A request is reduced to its route (a configured pattern or the framework's template,
+never the raw path), then checked in order: the rate limits (one store round trip for
+all of them; 429 when one has no room), the route's circuit breaker (503 when open),
+the route's bulkhead (503 when full after its bounded wait). When the call ends, its
+status and duration feed the breaker and the bulkhead slot is given back. The same
+`Guard` serves the ASGI and WSGI middleware, the decorators and the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from sendguard._core.clock import SYSTEM_CLOCK, Clock
+from sendguard._core.errors import BreakerOpen, BulkheadFull, ConfigError, RateLimited, Rejected
+from sendguard._core.telemetry import Hook, register_observable
+from sendguard._guard_events import RequestRefused
+from sendguard._routes import RoutePattern, catch_all, parse_pattern
+from sendguard.breakers import Breaker, BreakerRegistry, CircuitBreaker, Outcome
+from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
+from sendguard.ratelimit._headers import problem_body, ratelimit_fields, retry_after_value
+from sendguard.ratelimit._limiter import Decision, Limit, OnStoreFailure, RateLimiter
+from sendguard.ratelimit._rates import Rate, parse_rates
+from sendguard.ratelimit._request import (
+    KeyFunction,
+    RequestInfo,
+    TrustedProxies,
+    by_api_key,
+    resolve_client_ip,
+)
+
+__all__ = ["Guard", "Pass", "Refusal", "RoutePolicy"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    """What guards one route. Unset fields (None) come from the guard's baseline.
+
+    `limits` is a rate string (``"30/minute;5/second"``) or `Rate` values; `group` makes
+    the limits count for every route of the group together; `cost` is what one request
+    spends. Use `RoutePolicy.exempt()` for routes no guard should touch (health checks).
+    """
+
+    limits: str | tuple[Rate, ...] | None = None
+    cost: int | None = None
+    bulkhead: Bulkhead | None = None
+    breaker: Breaker | None = None
+    group: str | None = None
+    key: KeyFunction | None = None
+    is_exempt: bool = False
+    rates: tuple[Rate, ...] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.limits is not None:
+            object.__setattr__(self, "rates", parse_rates(self.limits))
+        if self.cost is not None and (
+            not isinstance(self.cost, int) or isinstance(self.cost, bool) or self.cost < 1
+        ):
+            raise ConfigError(f"RoutePolicy.cost must be a whole number >= 1, got {self.cost!r}")
+        for name, kind in (("bulkhead", Bulkhead), ("breaker", Breaker)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                raise ConfigError(f"RoutePolicy.{name} must be a {kind.__name__}, got {value!r}")
+        if self.group is not None and (not isinstance(self.group, str) or not self.group):
+            raise ConfigError(f"RoutePolicy.group must be a non-empty name, got {self.group!r}")
+
+    @classmethod
+    def exempt(cls) -> RoutePolicy:
+        """A route that no limit, breaker or bulkhead touches."""
+        return cls(is_exempt=True)
+
+    def over(self, base: RoutePolicy) -> RoutePolicy:
+        """This policy with its unset fields taken from `base`."""
+        if self.is_exempt:
+            return self
+        changes = {
+            f.name: getattr(base, f.name)
+            for f in dataclasses.fields(self)
+            if f.init and f.name != "is_exempt" and getattr(self, f.name) is None
+        }
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class BoundRoute:
+    """A route's policy made concrete: its limits, breaker and bulkhead gate."""
+
+    name: str
+    policy: RoutePolicy
+    limits: tuple[Limit, ...]
+    cost: int
+    breaker: CircuitBreaker | None
+    gate: BulkheadGate | None
+    key: KeyFunction
+
+
+@dataclass(slots=True)
+class Pass:
+    """An admitted request: hand it back to `Guard.leave` when the call ends."""
+
+    route: BoundRoute
+    decision: Decision
+    ticket: int
+    start: float
+    holds_slot: bool
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The RateLimit fields for the response."""
+        return ratelimit_fields(self.decision)
+
+
+class Refusal(Exception):
+    """A refused request with the response to send (429 or 503), for the web adapters."""
+
+    def __init__(self, error: Rejected, decision: Decision | None, route: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.route = route
+        limited = isinstance(error, RateLimited)
+        self.status = 429 if limited else 503
+        kind = (
+            "rate-limited"
+            if limited
+            else "breaker-open"
+            if isinstance(error, BreakerOpen)
+            else "bulkhead-full"
+        )
+        title = "Too Many Requests" if limited else "Service Unavailable"
+        self.body = problem_body(
+            self.status, kind, title, str(error), error.retry_after, (("route", route),)
+        )
+        self.headers: list[tuple[str, str]] = [
+            ("Content-Type", "application/problem+json"),
+            ("Retry-After", retry_after_value(error.retry_after)),
+            *(ratelimit_fields(decision) if decision is not None else []),
+        ]
+
+
+class Guard:
+    """Limits, bulkheads and breakers for every route of an app, from one configuration.
+
+    Args:
+        store: None for in-process state, or ``"redis://..."`` shared by every worker.
+        baseline: the policy of every route (routes override it field by field).
+        routes: ``{"POST /v1/emails": RoutePolicy(limits="30/minute"), ...}``.
+        key: who a request counts for (default: its Authorization header, else its IP).
+        app_limits: a rate for the whole app per key, on top of the route's.
+        trusted_proxies: addresses/CIDRs whose X-Forwarded-For / Forwarded is believed.
+        on_store_failure: ``"local"`` (default), ``"allow"`` or ``"deny"`` when Redis is away.
+    """
+
+    def __init__(
+        self,
+        store: str | None = None,
+        *,
+        baseline: RoutePolicy | None = None,
+        routes: Mapping[str, RoutePolicy] | None = None,
+        key: KeyFunction = by_api_key,
+        app_limits: str | None = None,
+        trusted_proxies: Sequence[str] = (),
+        hooks: Sequence[Hook] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        on_store_failure: OnStoreFailure = "local",
+        breakers: BreakerRegistry | None = None,
+    ) -> None:
+        self.baseline = baseline or RoutePolicy()
+        if self.baseline.is_exempt:
+            raise ConfigError("the baseline cannot be exempt: exempt routes one by one")
+        self.clock = clock
+        self.key = key
+        self.trusted = TrustedProxies(trusted_proxies)
+        self.app_limits = (
+            tuple(Limit("app", r) for r in parse_rates(app_limits)) if app_limits else ()
+        )
+        self.patterns: list[tuple[RoutePattern, RoutePolicy]] = []
+        for text, policy in (routes or {}).items():
+            if not isinstance(policy, RoutePolicy):
+                raise ConfigError(f"routes[{text!r}] must be a RoutePolicy, got {policy!r}")
+            self.patterns.append((parse_pattern(text), policy.over(self.baseline)))
+        self.patterns.sort(key=lambda item: item[0].specificity)
+        self._by_name = {p.text: policy for p, policy in self.patterns}
+        for pattern, policy in self.patterns:
+            _check_costs(pattern.text, policy, self.app_limits)
+        _check_costs("baseline", self.baseline, self.app_limits)
+        self.limiter = RateLimiter(
+            store, clock=clock, hooks=hooks, on_store_failure=on_store_failure
+        )
+        self.telemetry = self.limiter.telemetry
+        self.breakers = breakers or BreakerRegistry(
+            self.baseline.breaker or Breaker(),
+            store=store,
+            clock=clock,
+            hooks=hooks,
+            policies={f"route:{p.text}": pol.breaker for p, pol in self.patterns if pol.breaker},
+        )
+        self._lock = threading.Lock()
+        self._bound: dict[str, BoundRoute] = {}
+        self._outcomes: dict[tuple[str, str], int] = {}
+        register_observable(
+            "sendguard.guard.decisions",
+            self,
+            "Requests by route and decision",
+            "{request}",
+            _read_outcomes,
+        )
+        register_observable(
+            "sendguard.bulkhead.in_flight",
+            self,
+            "Calls holding a bulkhead slot",
+            "{call}",
+            _read_in_flight,
+            counter=False,
+        )
+
+    # --- routes -------------------------------------------------------------------------
+
+    def route_name(self, method: str, path: str, template: str | None = None) -> str:
+        """The route a request belongs to: ``"GET /v1/emails/{id}"`` or ``"GET *"``."""
+        method = method.upper()
+        if template is not None:
+            return f"{method} {template}"
+        for pattern, _ in self.patterns:
+            if pattern.matches(method, path):
+                return pattern.text if pattern.method != "*" else f"{method} {pattern.text[2:]}"
+        return catch_all(method)
+
+    def policy_for(self, route: str) -> RoutePolicy:
+        """The effective policy of a route name."""
+        found = self._by_name.get(route)
+        if found is None:
+            method, _, path = route.partition(" ")
+            found = self._by_name.get(f"* {path}")
+        if found is None and route.split(" ", 1)[-1] != "*":
+            method, _, path = route.partition(" ")
+            for pattern, policy in self.patterns:
+                if pattern.matches(method, path.replace("{", "").replace("}", "")):
+                    found = policy
+                    break
+        return found or self.baseline
+
+    def bound(self, route: str) -> BoundRoute:
+        """The concrete guards of `route` (made once, then cached)."""
+        found = self._bound.get(route)
+        if found is not None:
+            return found
+        policy = self.policy_for(route)
+        rates = policy.rates or ()
+        scope = f"group:{policy.group}" if policy.group else f"route:{route}"
+        breaker = None
+        if policy.breaker is not None and not policy.is_exempt:
+            breaker = self.breakers.get(f"route:{route}")
+        gate = BulkheadGate(policy.group or route, policy.bulkhead) if policy.bulkhead else None
+        if gate is not None and policy.group:
+            gate = self._group_gate(policy.group, gate)
+        made = BoundRoute(
+            name=route,
+            policy=policy,
+            limits=()
+            if policy.is_exempt
+            else (*self.app_limits, *(Limit(scope, r) for r in rates)),
+            cost=policy.cost or 1,
+            breaker=breaker,
+            gate=gate,
+            key=policy.key or self.key,
+        )
+        with self._lock:
+            return self._bound.setdefault(route, made)
+
+    def _group_gate(self, group: str, gate: BulkheadGate) -> BulkheadGate:
+        for other in self._bound.values():
+            if other.policy.group == group and other.gate is not None:
+                return other.gate
+        return gate
+
+    # --- requests -----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        peer: str | None,
+        template: str | None = None,
+        *,
+        route: str | None = None,
+    ) -> RequestInfo:
+        """Describe a request (headers with lower-case names) for `enter`."""
+        return RequestInfo(
+            method=method.upper(),
+            path=path,
+            route=route or self.route_name(method, path, template),
+            headers=headers,
+            client_ip=resolve_client_ip(peer, headers, self.trusted),
+        )
+
+    def _count(self, route: str, outcome: str) -> None:
+        with self._lock:
+            key = (route, outcome)
+            self._outcomes[key] = self._outcomes.get(key, 0) + 1
+
+    def _key(self, route: BoundRoute, request: RequestInfo, given: str | None = None) -> str:
+        if given is not None:
+            return given
+        try:
+            found = route.key(request)
+        except Exception:  # a key function bug must not fail the request
+            found = None
+        return found or f"ip:{request.client_ip}"
+
+    def _refuse(self, route: BoundRoute, error: Rejected, decision: Decision | None) -> Refusal:
+        reason = type(error).__name__
+        self._count(
+            route.name,
+            {"RateLimited": "limited", "BreakerOpen": "breaker_open"}.get(reason, "bulkhead_full"),
+        )
+        self.telemetry.emit(RequestRefused(route=route.name, reason=reason))
+        return Refusal(error, decision, route.name)
+
+    def _limited(self, route: BoundRoute, decision: Decision) -> Refusal:
+        limit, _ = next(
+            (lim, s)
+            for lim, s in zip(decision.limits, decision.states, strict=True)
+            if not s.allowed
+        )
+        error = RateLimited(
+            f"rate limit {limit.rate.label} on {limit.scope} reached; "
+            f"retry in {decision.retry_after:.1f}s",
+            retry_after=decision.retry_after,
+            key=limit.scope,
+            policy=limit,
+            reason="limited",
+        )
+        return self._refuse(route, error, decision)
+
+    def _full(self, route: BoundRoute) -> BulkheadFull:
+        gate = route.gate
+        assert gate is not None
+        return BulkheadFull(
+            f"bulkhead of {route.name} is full ({gate.capacity} in flight)",
+            retry_after=gate.retry_after(),
+            key=route.name,
+            policy=gate.policy,
+            reason="full",
+        )
+
+    def enter(self, request: RequestInfo, key: str | None = None) -> Pass:
+        """Admit `request` or raise `Refusal` (synchronous code: WSGI, decorators)."""
+        route = self.bound(request.route)
+        start = self.clock.monotonic()
+        decision = self.limiter.check(self._key(route, request, key), route.limits, route.cost)
+        if not decision.allowed:
+            raise self._limited(route, decision)
+        ticket = -1
+        if route.breaker is not None:
+            try:
+                ticket = route.breaker.admit(start)
+            except BreakerOpen as error:
+                raise self._refuse(route, error, decision) from None
+        if route.gate is not None and not route.gate.enter():
+            if route.breaker is not None:
+                route.breaker.finish(ticket, Outcome.IGNORED, 0.0)
+            raise self._refuse(route, self._full(route), decision)
+        self._count(route.name, "admitted")
+        return Pass(route, decision, ticket, start, route.gate is not None)
+
+    async def aenter(self, request: RequestInfo, key: str | None = None) -> Pass:
+        """`enter` for coroutines (ASGI): store round trips and waits are awaited."""
+        route = self.bound(request.route)
+        start = self.clock.monotonic()
+        decision = await self.limiter.acheck(
+            self._key(route, request, key), route.limits, route.cost
+        )
+        if not decision.allowed:
+            raise self._limited(route, decision)
+        ticket = -1
+        if route.breaker is not None:
+            try:
+                ticket = await route.breaker.aadmit(start)
+            except BreakerOpen as error:
+                raise self._refuse(route, error, decision) from None
+        if route.gate is not None and not await route.gate.aenter():
+            if route.breaker is not None:
+                await route.breaker.afinish(ticket, Outcome.IGNORED, 0.0)
+            raise self._refuse(route, self._full(route), decision)
+        self._count(route.name, "admitted")
+        return Pass(route, decision, ticket, start, route.gate is not None)
+
+    def _outcome(self, p: Pass, status: int | None, error: BaseException | None) -> Outcome:
+        breaker = p.route.breaker
+        assert breaker is not None
+        if error is not None:
+            return breaker.policy.classify_exception(error)
+        if breaker.policy.classify_result is not None:
+            return breaker.outcome_of(status)
+        return Outcome.FAILURE if status is not None and status >= 500 else Outcome.SUCCESS
+
+    def leave(self, p: Pass, status: int | None, error: BaseException | None = None) -> None:
+        """The call admitted by `enter` ended with `status` (or raised `error`)."""
+        if p.holds_slot and p.route.gate is not None:
+            p.route.gate.leave()
+        if p.route.breaker is not None:
+            elapsed = self.clock.monotonic() - p.start
+            p.route.breaker.finish(p.ticket, self._outcome(p, status, error), elapsed)
+
+    async def aleave(self, p: Pass, status: int | None, error: BaseException | None = None) -> None:
+        """`leave` for coroutines."""
+        if p.holds_slot and p.route.gate is not None:
+            p.route.gate.leave()
+        if p.route.breaker is not None:
+            elapsed = self.clock.monotonic() - p.start
+            await p.route.breaker.afinish(p.ticket, self._outcome(p, status, error), elapsed)
+
+    def route(self, pattern: str, *, key: Callable[..., str] | None = None) -> Callable[[F], F]:
+        """Decorate a handler (``def`` or ``async def``) with the policy of route `pattern`.
+
+        `key` maps the handler's arguments to the key its limits count for; without it
+        the route's limits are shared by all callers. A refused call raises the
+        `Rejected` error (`RateLimited`, `BreakerOpen`, `BulkheadFull`) with `retry_after`.
+        A returned object with a ``status_code`` (a framework response) feeds its status
+        to the breaker.
+        """
+        compiled = parse_pattern(pattern)
+        method, _, path = compiled.text.partition(" ")
+        request = RequestInfo(method, path, compiled.text, {}, "local")
+
+        def decorate(fn: F) -> F:
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def async_guarded(*args: Any, **kwargs: Any) -> Any:
+                    given = key(*args, **kwargs) if key is not None else "route"
+                    try:
+                        admitted = await self.aenter(request, given)
+                    except Refusal as refusal:
+                        raise refusal.error from None
+                    try:
+                        result = await fn(*args, **kwargs)
+                    except BaseException as error:
+                        await self.aleave(admitted, None, error)
+                        raise
+                    await self.aleave(admitted, getattr(result, "status_code", None))
+                    return result
+
+                return cast(F, async_guarded)
+
+            @functools.wraps(fn)
+            def guarded(*args: Any, **kwargs: Any) -> Any:
+                given = key(*args, **kwargs) if key is not None else "route"
+                try:
+                    admitted = self.enter(request, given)
+                except Refusal as refusal:
+                    raise refusal.error from None
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as error:
+                    self.leave(admitted, None, error)
+                    raise
+                self.leave(admitted, getattr(result, "status_code", None))
+                return result
+
+            return cast(F, guarded)
+
+        return decorate
+
+    def exempt(self, route: str) -> bool:
+        """True when `route` is exempt (no guard runs, no headers are added)."""
+        return self.policy_for(route).is_exempt
+
+    def close(self) -> None:
+        """Release store connections."""
+        self.limiter.close()
+        self.breakers.store.close()
+
+
+def _check_costs(where: str, policy: RoutePolicy, app: tuple[Limit, ...]) -> None:
+    cost = policy.cost or 1
+    for rate in (*(policy.rates or ()), *(lim.rate for lim in app)):
+        if cost > rate.amount:
+            raise ConfigError(
+                f"{where}: a request costs {cost}, more than the whole limit {rate.label}"
+            )
+
+
+def _read_outcomes(guard: Guard) -> list[tuple[float, dict[str, str]]]:
+    with guard._lock:
+        items = list(guard._outcomes.items())
+    return [(n, {"route": r, "decision": o}) for (r, o), n in items]
+
+
+def _read_in_flight(guard: Guard) -> list[tuple[float, dict[str, str]]]:
+    return [(b.gate.in_flight, {"route": b.name}) for b in list(guard._bound.values()) if b.gate]

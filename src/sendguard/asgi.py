@@ -1,0 +1,126 @@
+"""Pure ASGI middleware: `GuardMiddleware(app, guard)` in front of any ASGI app.
+
+Non-HTTP scopes (websockets, lifespan) pass straight through. Nothing per request is
+kept on the middleware. Refused requests get 429 or 503 with ``Retry-After``, the
+RateLimit fields and an ``application/problem+json`` body, without reaching the app.
+Admitted requests get the RateLimit fields added to their response start; the body is
+passed through untouched, so streaming responses stream. The route's breaker learns the
+response status (5xx is a failure) and how long the whole response took.
+
+Route templates come from the app when it can say (Starlette and FastAPI routes, found
+by matching the scope against the app's own routes); otherwise from the guard's
+patterns. The raw path never becomes a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from sendguard._guard import Guard, Refusal
+
+__all__ = ["GuardMiddleware", "starlette_template"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _find_routes(app: object) -> list[Any] | None:
+    """The route list of a Starlette/FastAPI app, looking through wrapping middleware."""
+    for _ in range(12):
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, list):
+            return routes
+        router = getattr(app, "router", None)
+        if router is not None and isinstance(getattr(router, "routes", None), list):
+            return list(router.routes)
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+def starlette_template(routes: list[Any], scope: Scope) -> str | None:
+    """The path template (``/v1/emails/{id}``) of the Starlette route that `scope` hits."""
+    from starlette.routing import Match, Mount
+
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is not Match.FULL:
+            continue
+        if isinstance(route, Mount):
+            inner = starlette_template(list(route.routes), {**scope, **child})
+            prefix = route.path.rstrip("/")
+            return f"{prefix}{inner}" if inner is not None else f"{prefix}/{{path:path}}"
+        return str(getattr(route, "path", "")) or None
+    return None
+
+
+class GuardMiddleware:
+    """Guards every HTTP request of `app` with `guard` (see module docs)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: Guard,
+        *,
+        template: Callable[[Scope], str | None] | None = None,
+    ) -> None:
+        self.app = app
+        self.guard = guard
+        self._template = template
+        self._routes: list[Any] | bool | None = False  # False: not looked up yet
+
+    def _template_of(self, scope: Scope) -> str | None:
+        if self._template is not None:
+            return self._template(scope)
+        if self._routes is False:
+            self._routes = _find_routes(self.app)
+        if isinstance(self._routes, list):
+            return starlette_template(self._routes, scope)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        guard = self.guard
+        method: str = scope["method"]
+        path: str = scope["path"]
+        route = guard.route_name(method, path, self._template_of(scope))
+        if guard.exempt(route):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        request = guard.request(method, path, headers, client[0] if client else None, route=route)
+        try:
+            admitted = await guard.aenter(request)
+        except Refusal as refusal:
+            await _send_refusal(send, refusal)
+            return
+        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in admitted.headers()]
+        status: list[int] = []
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except BaseException as error:
+            await guard.aleave(admitted, status[0] if status else None, error)
+            raise
+        await guard.aleave(admitted, status[0] if status else None)
+
+
+async def _send_refusal(send: Send, refusal: Refusal) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
+    headers.append((b"content-length", str(len(refusal.body)).encode()))
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": refusal.body})

@@ -1,0 +1,197 @@
+"""`RateLimiter`: one backend round trip for all of a request's limits, with a fallback.
+
+The limiter turns a client key and the limits that apply to a request into storage keys,
+asks the backend once, and returns a `Decision` holding every limit's state (for the
+RateLimit headers) and, when refused, the time to wait. If the shared store fails, the
+`on_store_failure` direction decides: ``"local"`` (the default) keeps limiting in this
+process, ``"allow"`` admits without counting, ``"deny"`` refuses; the store is retried
+after a backoff and a telemetry event says what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sendguard._core.clock import SYSTEM_CLOCK, Clock
+from sendguard._core.errors import ConfigError, StoreUnavailable
+from sendguard._core.keys import key_part
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
+from sendguard._core.telemetry import Hook, Telemetry
+from sendguard.ratelimit._backends import LimitBackend, LimitsLibraryBackend, MemoryLimitBackend
+from sendguard.ratelimit._rates import Rate
+from sendguard.ratelimit._window import Counts, LimitState, state_of
+
+__all__ = ["Decision", "Limit", "OnStoreFailure", "RateLimiter", "open_backend"]
+
+OnStoreFailure = Literal["local", "allow", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A `Rate` applied in a scope: ``"app"``, ``"route:GET /x"``, ``"group:exports"``."""
+
+    scope: str
+    rate: Rate
+    name: str = field(init=False)
+    """The policy name in the RateLimit headers, e.g. ``route-120-per-60s``."""
+    slug: str = field(init=False)
+    """The scope and rate as a storage key suffix."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rate, Rate):
+            raise ConfigError(f"Limit.rate must be a Rate, got {self.rate!r}")
+        kind = self.scope.split(":", 1)[0]
+        object.__setattr__(self, "name", f"{kind}-{self.rate.amount}-per-{self.rate.seconds:g}s")
+        slug = f"{key_part(self.scope)}/{self.rate.amount}/{self.rate.seconds:g}"
+        object.__setattr__(self, "slug", slug)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer for one request: admitted or not, and every limit's state."""
+
+    allowed: bool
+    limits: tuple[Limit, ...]
+    states: tuple[LimitState, ...]
+    retry_after: float
+    """Seconds to wait before a retry can be admitted (0 when allowed)."""
+    degraded: bool = False
+    """True when the shared store was away and the decision was taken otherwise."""
+
+    @property
+    def tightest(self) -> tuple[Limit, LimitState] | None:
+        """The limit with the least room left (what a single RateLimit item reports)."""
+        if not self.states:
+            return None
+        i = min(range(len(self.states)), key=lambda k: (self.states[k].remaining, -k))
+        return self.limits[i], self.states[i]
+
+
+def open_backend(
+    store: str | LimitBackend | None, clock: Clock = SYSTEM_CLOCK, *, timeout: float
+) -> LimitBackend:
+    """A backend from None / ``memory://`` / ``redis://...`` / any `limits` storage URI."""
+    if store is None or store in ("memory", "memory://"):
+        return MemoryLimitBackend(clock)
+    if isinstance(store, str):
+        if store.startswith(("redis://", "rediss://", "unix://")):
+            from sendguard.ratelimit.redis_backend import RedisLimitBackend
+
+            return RedisLimitBackend(store, timeout=timeout)
+        if "://" in store:
+            return LimitsLibraryBackend(store)
+        raise ConfigError(f"unknown rate-limit store {store!r}: use memory://, redis://...")
+    return store
+
+
+class RateLimiter:
+    """Checks requests against limits in a backend (memory by default, or Redis)."""
+
+    def __init__(
+        self,
+        store: str | LimitBackend | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        hooks: Sequence[Hook] | None = None,
+        on_store_failure: OnStoreFailure = "local",
+        timeout: float = DEFAULT_STORE_TIMEOUT,
+        max_keys: int = 100_000,
+    ) -> None:
+        if on_store_failure not in ("local", "allow", "deny"):
+            raise ConfigError(
+                f"on_store_failure must be 'local', 'allow' or 'deny', got {on_store_failure!r}"
+            )
+        self.clock = clock
+        self.telemetry = Telemetry(hooks)
+        self.backend = open_backend(store, clock, timeout=timeout)
+        self.on_store_failure: OnStoreFailure = on_store_failure
+        self._local: LimitBackend = (
+            self.backend
+            if isinstance(self.backend, MemoryLimitBackend)
+            else MemoryLimitBackend(clock, max_keys=max_keys)
+        )
+        self._gate = StoreGate(self.backend.label, "ratelimit", self.telemetry, clock=clock)
+
+    @property
+    def shared(self) -> bool:
+        """True when the backend is a shared store that is currently answering."""
+        return self.backend is not self._local and not self._gate.is_down
+
+    @staticmethod
+    def storage_keys(key: str, limits: Sequence[Limit]) -> list[str]:
+        """Storage keys for `key` under `limits`; the client key is digested, never stored."""
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+        return [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
+
+    def _decide(
+        self, limits: Sequence[Limit], cost: int, outcome: tuple[bool, list[Counts]] | None
+    ) -> Decision:
+        if outcome is None:  # the store is away and the policy says not to count locally
+            allowed = self.on_store_failure == "allow"
+            zero = Counts(0, 0, 0.0)
+            states = tuple(state_of(lim.rate, zero, cost, True) for lim in limits)
+            wait = 0.0 if allowed else max(1.0, self._gate.base)
+            return Decision(allowed, tuple(limits), states, wait, degraded=True)
+        allowed, seen = outcome
+        states = tuple(
+            state_of(lim.rate, counts, cost, allowed)
+            for lim, counts in zip(limits, seen, strict=True)
+        )
+        refused = [s.retry_after for s in states if not s.allowed]
+        return Decision(allowed, tuple(limits), states, max(refused, default=0.0))
+
+    def _use_store(self) -> bool:
+        """Should this request go to the shared store? (False: local, or the store rests.)"""
+        return self.backend is not self._local and self._gate.available()
+
+    def _stored(
+        self, limits: Sequence[Limit], cost: int, outcome: tuple[bool, list[Counts]]
+    ) -> Decision:
+        self._gate.succeeded()
+        return self._decide(limits, cost, outcome)
+
+    def _without_store(
+        self, keys: list[str], limits: Sequence[Limit], cost: int, error: StoreUnavailable | None
+    ) -> Decision:
+        """Decide locally: the memory store itself, or the fallback while the store is away."""
+        if error is not None:
+            self._gate.failed(error)
+        rates = [lim.rate for lim in limits]
+        if self.backend is self._local:
+            return self._decide(limits, cost, self._local.hit(keys, rates, cost))
+        local = self._local.hit(keys, rates, cost) if self.on_store_failure == "local" else None
+        d = self._decide(limits, cost, local)
+        return Decision(d.allowed, d.limits, d.states, d.retry_after, degraded=True)
+
+    def check(self, key: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
+        """Count a request of `cost` by `key` under `limits` (all or none); decide."""
+        if not limits:
+            return Decision(True, (), (), 0.0)
+        keys = self.storage_keys(key, limits)
+        if self._use_store():
+            try:
+                outcome = self.backend.hit(keys, [lim.rate for lim in limits], cost)
+            except StoreUnavailable as exc:
+                return self._without_store(keys, limits, cost, exc)
+            return self._stored(limits, cost, outcome)
+        return self._without_store(keys, limits, cost, None)
+
+    async def acheck(self, key: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
+        """`check` for coroutines: the store round trip is awaited."""
+        if not limits:
+            return Decision(True, (), (), 0.0)
+        keys = self.storage_keys(key, limits)
+        if self._use_store():
+            try:
+                outcome = await self.backend.ahit(keys, [lim.rate for lim in limits], cost)
+            except StoreUnavailable as exc:
+                return self._without_store(keys, limits, cost, exc)
+            return self._stored(limits, cost, outcome)
+        return self._without_store(keys, limits, cost, None)
+
+    def close(self) -> None:
+        """Release the backend's connections."""
+        self.backend.close()
