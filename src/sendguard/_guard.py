@@ -111,7 +111,8 @@ class Pass:
     decision: Decision
     ticket: int
     start: float
-    holds_slot: bool
+    slot: object | None
+    """The bulkhead slot held (give it back in `leave`), or None."""
 
     def headers(self) -> list[tuple[str, str]]:
         """The RateLimit fields for the response."""
@@ -172,6 +173,7 @@ class Guard:
         on_store_failure: OnStoreFailure = "local",
         breakers: BreakerRegistry | None = None,
     ) -> None:
+        self.store = store
         self.baseline = baseline or RoutePolicy()
         if self.baseline.is_exempt:
             raise ConfigError("the baseline cannot be exempt: exempt routes one by one")
@@ -258,7 +260,7 @@ class Guard:
         breaker = None
         if policy.breaker is not None and not policy.is_exempt:
             breaker = self.breakers.get(f"route:{route}")
-        gate = BulkheadGate(policy.group or route, policy.bulkhead) if policy.bulkhead else None
+        gate = self._make_gate(policy.group or route, policy.bulkhead) if policy.bulkhead else None
         if gate is not None and policy.group:
             gate = self._group_gate(policy.group, gate)
         made = BoundRoute(
@@ -274,6 +276,17 @@ class Guard:
         )
         with self._lock:
             return self._bound.setdefault(route, made)
+
+    def _make_gate(self, name: str, policy: Bulkhead) -> BulkheadGate:
+        if (
+            policy.shared
+            and self.store is not None
+            and self.store.startswith(("redis://", "rediss://", "unix://"))
+        ):
+            from sendguard.ratelimit.redis_bulkhead import SharedBulkheadGate
+
+            return SharedBulkheadGate(name, policy, self.store, self.telemetry)
+        return BulkheadGate(name, policy)
 
     def _group_gate(self, group: str, gate: BulkheadGate) -> BulkheadGate:
         for other in self._bound.values():
@@ -365,12 +378,13 @@ class Guard:
                 ticket = route.breaker.admit(start)
             except BreakerOpen as error:
                 raise self._refuse(route, error, decision) from None
-        if route.gate is not None and not route.gate.enter():
+        slot = route.gate.enter() if route.gate is not None else None
+        if route.gate is not None and slot is None:
             if route.breaker is not None:
                 route.breaker.finish(ticket, Outcome.IGNORED, 0.0)
             raise self._refuse(route, self._full(route), decision)
         self._count(route.name, "admitted")
-        return Pass(route, decision, ticket, start, route.gate is not None)
+        return Pass(route, decision, ticket, start, slot)
 
     async def aenter(self, request: RequestInfo, key: str | None = None) -> Pass:
         """`enter` for coroutines (ASGI): store round trips and waits are awaited."""
@@ -387,12 +401,13 @@ class Guard:
                 ticket = await route.breaker.aadmit(start)
             except BreakerOpen as error:
                 raise self._refuse(route, error, decision) from None
-        if route.gate is not None and not await route.gate.aenter():
+        slot = await route.gate.aenter() if route.gate is not None else None
+        if route.gate is not None and slot is None:
             if route.breaker is not None:
                 await route.breaker.afinish(ticket, Outcome.IGNORED, 0.0)
             raise self._refuse(route, self._full(route), decision)
         self._count(route.name, "admitted")
-        return Pass(route, decision, ticket, start, route.gate is not None)
+        return Pass(route, decision, ticket, start, slot)
 
     def _outcome(self, p: Pass, status: int | None, error: BaseException | None) -> Outcome:
         breaker = p.route.breaker
@@ -405,16 +420,16 @@ class Guard:
 
     def leave(self, p: Pass, status: int | None, error: BaseException | None = None) -> None:
         """The call admitted by `enter` ended with `status` (or raised `error`)."""
-        if p.holds_slot and p.route.gate is not None:
-            p.route.gate.leave()
+        if p.slot is not None and p.route.gate is not None:
+            p.route.gate.leave(p.slot)
         if p.route.breaker is not None:
             elapsed = self.clock.monotonic() - p.start
             p.route.breaker.finish(p.ticket, self._outcome(p, status, error), elapsed)
 
     async def aleave(self, p: Pass, status: int | None, error: BaseException | None = None) -> None:
         """`leave` for coroutines."""
-        if p.holds_slot and p.route.gate is not None:
-            p.route.gate.leave()
+        if p.slot is not None and p.route.gate is not None:
+            p.route.gate.leave(p.slot)
         if p.route.breaker is not None:
             elapsed = self.clock.monotonic() - p.start
             await p.route.breaker.afinish(p.ticket, self._outcome(p, status, error), elapsed)

@@ -11,6 +11,7 @@ from sendguard.ratelimit._backends import LimitBackend, LimitsLibraryBackend, Me
 from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
 from sendguard.ratelimit._headers import problem_body, ratelimit_fields, retry_after_value
 from sendguard.ratelimit._limiter import Decision, Limit, OnStoreFailure, RateLimiter, open_backend
+from sendguard.ratelimit._pacer import Pacer
 from sendguard.ratelimit._rates import Rate, parse_rates
 from sendguard.ratelimit._request import (
     KeyFunction,
@@ -36,6 +37,7 @@ __all__ = [
     "LimitsLibraryBackend",
     "MemoryLimitBackend",
     "OnStoreFailure",
+    "Pacer",
     "Rate",
     "RateLimited",
     "RateLimiter",

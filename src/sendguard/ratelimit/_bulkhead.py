@@ -99,8 +99,11 @@ class BulkheadGate:
             self.rejected += 1
             return False
 
-    def enter(self, max_wait: float | None = None) -> bool:
-        """Take a slot, waiting up to `max_wait` (default: the policy's); False if none came."""
+    def enter(self, max_wait: float | None = None) -> object | None:
+        """Take a slot, waiting up to `max_wait` (default: the policy's).
+
+        Returns the slot (pass it to `leave`), or None if none came free in time.
+        """
         wait = self.policy.max_wait if max_wait is None else max_wait
         with self._lock:
             waiter = _Waiter(None) if wait > 0 else None
@@ -108,13 +111,13 @@ class BulkheadGate:
                 return True
             if waiter is None:
                 self.rejected += 1
-                return False
+                return None
         assert waiter.event is not None
-        if waiter.event.wait(wait):
+        if waiter.event.wait(wait) or self._give_up(waiter):
             return True
-        return self._give_up(waiter)
+        return None
 
-    async def aenter(self, max_wait: float | None = None) -> bool:
+    async def aenter(self, max_wait: float | None = None) -> object | None:
         """`enter` for coroutines (waiting never blocks the event loop)."""
         wait = self.policy.max_wait if max_wait is None else max_wait
         with self._lock:
@@ -123,16 +126,16 @@ class BulkheadGate:
                 return True
             if waiter is None:
                 self.rejected += 1
-                return False
+                return None
         assert waiter.future is not None
         try:
             await asyncio.wait_for(asyncio.shield(waiter.future), wait)
             return True
         except TimeoutError:
-            return self._give_up(waiter)
+            return True if self._give_up(waiter) else None
 
-    def leave(self) -> None:
-        """Give the slot back: to the next waiter if there is one."""
+    def leave(self, slot: object = True) -> None:
+        """Give `slot` back: to the next waiter if there is one."""
         with self._lock:
             if self._queue:
                 waiter = self._queue.popleft()

@@ -1,0 +1,129 @@
+"""A bulkhead shared by every process through Redis: slots are leases that expire.
+
+Imports redis-py. A slot is a member of a sorted set scored by its expiry, so a process
+that dies holding slots loses them after `Bulkhead.lease` seconds. Waiting for a slot
+polls with short, growing pauses up to the bulkhead's `max_wait`. If Redis is away, the
+gate falls back to its local cap (per process) and says so through the store gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import redis
+
+from sendguard._core.keys import make_key
+from sendguard._core.redis_script import load_script
+from sendguard._core.store import (
+    DEFAULT_STORE_TIMEOUT,
+    StoreGate,
+    connect_redis,
+    connect_redis_async,
+)
+from sendguard._core.telemetry import Telemetry
+from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
+
+__all__ = ["SharedBulkheadGate"]
+
+_SCRIPT = load_script("sendguard.ratelimit", "bulkhead.lua")
+_ERRORS = (redis.RedisError, OSError)
+_POLL = (0.005, 0.05)
+
+
+class SharedBulkheadGate(BulkheadGate):
+    """A `BulkheadGate` whose slots are Redis leases shared by every process."""
+
+    def __init__(
+        self,
+        name: str,
+        policy: Bulkhead,
+        url: str,
+        telemetry: Telemetry,
+        *,
+        timeout: float = DEFAULT_STORE_TIMEOUT,
+    ) -> None:
+        super().__init__(name, policy)
+        self.key = make_key("bulkhead", name, "slots")
+        self._url = url
+        self._timeout = timeout
+        self._client: redis.Redis | None = None
+        self._aclient: redis.asyncio.Redis | None = None
+        self._gate = StoreGate("redis", "bulkhead", telemetry)
+        self._lease_ms = round(policy.lease * 1000)
+
+    def _args(self, op: str, token: str) -> list[str | int | float]:
+        return [op, "", token, self.capacity, self._lease_ms]
+
+    def _try(self, token: str) -> bool | None:
+        """Take a shared slot (True/False), or None when Redis is away."""
+        if not self._gate.available():
+            return None
+        if self._client is None:
+            self._client = connect_redis(self._url, timeout=self._timeout)
+        try:
+            taken = bool(_SCRIPT.run(self._client, [self.key], self._args("enter", token)))
+        except _ERRORS as exc:
+            self._gate.failed(exc)
+            return None
+        self._gate.succeeded()
+        return taken
+
+    async def _atry(self, token: str) -> bool | None:
+        if not self._gate.available():
+            return None
+        if self._aclient is None:
+            self._aclient = connect_redis_async(self._url, timeout=self._timeout)
+        try:
+            taken = bool(await _SCRIPT.arun(self._aclient, [self.key], self._args("enter", token)))
+        except _ERRORS as exc:
+            self._gate.failed(exc)
+            return None
+        self._gate.succeeded()
+        return taken
+
+    def enter(self, max_wait: float | None = None) -> object | None:
+        wait = self.policy.max_wait if max_wait is None else max_wait
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait
+        pause = _POLL[0]
+        while True:
+            taken = self._try(token)
+            if taken is None:
+                return super().enter(max(0.0, deadline - time.monotonic()))
+            if taken:
+                return token
+            if time.monotonic() + pause > deadline:
+                self.rejected += 1
+                return None
+            time.sleep(pause)
+            pause = min(_POLL[1], pause * 2)
+
+    async def aenter(self, max_wait: float | None = None) -> object | None:
+        wait = self.policy.max_wait if max_wait is None else max_wait
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait
+        pause = _POLL[0]
+        while True:
+            taken = await self._atry(token)
+            if taken is None:
+                return await super().aenter(max(0.0, deadline - time.monotonic()))
+            if taken:
+                return token
+            if time.monotonic() + pause > deadline:
+                self.rejected += 1
+                return None
+            await asyncio.sleep(pause)
+            pause = min(_POLL[1], pause * 2)
+
+    def leave(self, slot: object = True) -> None:
+        if not isinstance(slot, str):  # a local slot, taken while Redis was away
+            super().leave(slot)
+            return
+        try:
+            if self._client is None:
+                self._client = connect_redis(self._url, timeout=self._timeout)
+            _SCRIPT.run(self._client, [self.key], ["leave", "", slot])
+        except _ERRORS as exc:  # the lease expires by itself
+            self._gate.failed(exc)
