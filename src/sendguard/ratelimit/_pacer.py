@@ -2,19 +2,22 @@
 
 Sending to a mail provider or a receiving domain, refusing is the wrong answer: the
 message should go a little later. `pace(key)` returns once the key's rate allows another
-send, sleeping for as long as the limit asks (on the injected clock), and raises
-`RateLimited` only if that would take longer than `max_wait`.
+send, sleeping as long as needed (on the injected clock), and raises `RateLimited` only
+if that would take longer than `max_wait`. Sends are spaced evenly by the generic cell
+rate algorithm (see `_gcra`), in this process or, with a Redis store, across workers.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
-from sendguard._core.errors import ConfigError, RateLimited
-from sendguard._core.telemetry import Hook
-from sendguard.ratelimit._backends import LimitBackend
-from sendguard.ratelimit._limiter import Decision, Limit, RateLimiter
+from sendguard._core.errors import ConfigError, RateLimited, StoreUnavailable
+from sendguard._core.keys import key_part
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
+from sendguard._core.telemetry import Hook, Telemetry
+from sendguard.ratelimit._gcra import MemoryPaceBackend
 from sendguard.ratelimit._rates import Rate, parse_rates
 
 __all__ = ["Pacer"]
@@ -25,8 +28,9 @@ class Pacer:
 
     Args:
         rate: a rate string (``"20/second;1000/hour"``) or `Rate` values.
-        store: None (this process), ``"redis://..."`` (every worker shares the pace), or a
-            `RateLimiter` to share with other users.
+        burst: sends allowed back to back before spacing applies (1: always spaced).
+        store: None (this process) or ``"redis://..."`` (every worker shares the pace;
+            while Redis is away, each process paces on its own).
         scope: names the pace in storage, so two pacers on one store do not mix.
     """
 
@@ -34,54 +38,86 @@ class Pacer:
         self,
         rate: str | Sequence[Rate],
         *,
-        store: str | LimitBackend | RateLimiter | None = None,
+        burst: int = 1,
+        store: str | None = None,
         max_wait: float = 30.0,
         scope: str = "pace",
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] | None = None,
+        timeout: float = DEFAULT_STORE_TIMEOUT,
     ) -> None:
         if not isinstance(max_wait, int | float) or not 0 <= max_wait <= 3600:
             raise ConfigError(f"Pacer.max_wait must be in [0, 3600] seconds, got {max_wait!r}")
-        rates = parse_rates(rate if isinstance(rate, str) else tuple(rate))
-        self.limits = tuple(Limit(f"pace:{scope}", r) for r in rates)
+        if not isinstance(burst, int) or isinstance(burst, bool) or burst < 1:
+            raise ConfigError(f"Pacer.burst must be a whole number >= 1, got {burst!r}")
+        self.rates = parse_rates(rate if isinstance(rate, str) else tuple(rate))
+        self.burst = burst
         self.max_wait = float(max_wait)
         self.clock = clock
-        self.limiter = (
-            store
-            if isinstance(store, RateLimiter)
-            else RateLimiter(store, clock=clock, hooks=hooks)
-        )
+        self.scope = key_part(scope)
+        self.telemetry = Telemetry(hooks)
+        self._local = MemoryPaceBackend(clock)
+        self._redis = None
+        if store is not None and store not in ("memory", "memory://"):
+            from sendguard.ratelimit.redis_backend import RedisLimitBackend
 
-    def _too_long(self, key: str, decision: Decision, waited: float) -> RateLimited:
+            self._redis = RedisLimitBackend(store, timeout=timeout)
+        self._gate = StoreGate("redis", "pacer", self.telemetry, clock=clock)
+
+    def _keys(self, key: str) -> list[str]:
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+        return [
+            f"sendguard:{{pace:{digest}}}:{self.scope}/{r.amount}/{r.seconds:g}" for r in self.rates
+        ]
+
+    def _too_long(self, key: str, wait: float, waited: float) -> RateLimited:
         return RateLimited(
-            f"pacing {key!r} would wait {waited + decision.retry_after:.1f}s, "
+            f"pacing {key!r} would wait {waited + wait:.1f}s, "
             f"more than max_wait={self.max_wait:g}s",
-            retry_after=decision.retry_after,
+            retry_after=wait,
             key=key,
             policy=self,
             reason="pace_timeout",
         )
 
+    def _take(self, keys: list[str], cost: int) -> float:
+        if self._redis is not None and self._gate.available():
+            try:
+                wait = self._redis.take(keys, self.rates, self.burst, cost)
+            except StoreUnavailable as exc:
+                self._gate.failed(exc)
+            else:
+                self._gate.succeeded()
+                return wait
+        return self._local.take(keys, self.rates, self.burst, cost)
+
+    async def _atake(self, keys: list[str], cost: int) -> float:
+        if self._redis is not None and self._gate.available():
+            try:
+                wait = await self._redis.atake(keys, self.rates, self.burst, cost)
+            except StoreUnavailable as exc:
+                self._gate.failed(exc)
+            else:
+                self._gate.succeeded()
+                return wait
+        return self._local.take(keys, self.rates, self.burst, cost)
+
     def pace(self, key: str, cost: int = 1) -> float:
         """Block until `key` may go; return the seconds waited."""
-        waited = 0.0
-        while True:
-            decision = self.limiter.check(key, self.limits, cost)
-            if decision.allowed:
-                return waited
-            if waited + decision.retry_after > self.max_wait:
-                raise self._too_long(key, decision, waited)
-            self.clock.sleep(decision.retry_after)
-            waited += decision.retry_after
+        keys, waited = self._keys(key), 0.0
+        while (wait := self._take(keys, cost)) > 0:
+            if waited + wait > self.max_wait:
+                raise self._too_long(key, wait, waited)
+            self.clock.sleep(wait)
+            waited += wait
+        return waited
 
     async def apace(self, key: str, cost: int = 1) -> float:
         """`pace` for coroutines (sleeps without blocking the event loop)."""
-        waited = 0.0
-        while True:
-            decision = await self.limiter.acheck(key, self.limits, cost)
-            if decision.allowed:
-                return waited
-            if waited + decision.retry_after > self.max_wait:
-                raise self._too_long(key, decision, waited)
-            await self.clock.asleep(decision.retry_after)
-            waited += decision.retry_after
+        keys, waited = self._keys(key), 0.0
+        while (wait := await self._atake(keys, cost)) > 0:
+            if waited + wait > self.max_wait:
+                raise self._too_long(key, wait, waited)
+            await self.clock.asleep(wait)
+            waited += wait
+        return waited

@@ -22,6 +22,7 @@ from sendguard.ratelimit._window import Counts
 __all__ = ["RedisLimitBackend"]
 
 _SCRIPT = load_script("sendguard.ratelimit", "ratelimit.lua")
+_PACE = load_script("sendguard.ratelimit", "pace.lua")
 _ERRORS = (redis.RedisError, OSError)
 
 
@@ -91,6 +92,32 @@ class RedisLimitBackend:
         except _ERRORS as exc:
             raise StoreUnavailable(f"redis rate limits: {exc}") from exc
         return self._parse(raw)
+
+    def _pace_args(self, rates: Sequence[Rate], burst: int, cost: int) -> list[str | int | float]:
+        args: list[str | int | float] = [
+            "" if self._time_ms is None else self._time_ms(),
+            cost,
+            burst,
+        ]
+        return args + [round(r.seconds / r.amount * 1_000_000) for r in rates]
+
+    def take(self, keys: Sequence[str], rates: Sequence[Rate], burst: int, cost: int) -> float:
+        """Pacing (GCRA) in Redis: seconds to wait, 0 when counted; one round trip."""
+        try:
+            wait = _PACE.run(self._sync(), keys, self._pace_args(rates, burst, cost))
+        except _ERRORS as exc:
+            raise StoreUnavailable(f"redis pacing: {exc}") from exc
+        return int(wait) / 1_000_000
+
+    async def atake(
+        self, keys: Sequence[str], rates: Sequence[Rate], burst: int, cost: int
+    ) -> float:
+        """`take` for coroutines."""
+        try:
+            wait = await _PACE.arun(self._async(), keys, self._pace_args(rates, burst, cost))
+        except _ERRORS as exc:
+            raise StoreUnavailable(f"redis pacing: {exc}") from exc
+        return int(wait) / 1_000_000
 
     def close(self) -> None:
         """Close the synchronous client."""

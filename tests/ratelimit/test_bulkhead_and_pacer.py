@@ -1,0 +1,166 @@
+"""Bulkheads (threads, coroutines, Redis leases) and the outbound pacer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from sendguard import RateLimited
+from sendguard._core.telemetry import Telemetry
+from sendguard.ratelimit import Bulkhead, BulkheadGate, Pacer
+from sendguard.testing import FakeClock
+
+
+def test_a_gate_caps_threads_and_hands_freed_slots_to_waiters_in_order():
+    gate = BulkheadGate("r", Bulkhead(2, max_wait=10))
+    first, second = gate.enter(), gate.enter()
+    assert first and second
+    assert gate.enter(max_wait=0) is None
+    assert gate.rejected == 1
+    got: list[str] = []
+    started = threading.Barrier(3, timeout=10)
+
+    def wait(name: str) -> None:
+        started.wait()
+        slot = gate.enter()
+        got.append(name if slot else f"{name}-refused")
+
+    waiters = [threading.Thread(target=wait, args=(n,)) for n in ("a", "b")]
+    for t in waiters:
+        t.start()
+    started.wait()
+    while len(gate._queue) < 2:  # both are queued (bounded: they wait up to 10 s)
+        threading.Event().wait(0.001)
+    gate.leave(first)
+    gate.leave(second)
+    for t in waiters:
+        t.join()
+    assert sorted(got) == ["a", "b"]
+    assert gate.in_flight == 2  # handed over, never freed in between
+
+
+def test_waiting_is_bounded():
+    gate = BulkheadGate("r", Bulkhead(1, max_wait=0.05))
+    assert gate.enter()
+    assert gate.enter() is None  # waited 50 ms, then refused
+    gate.leave()
+    assert gate.in_flight == 0
+
+
+def test_coroutines_wait_without_blocking_the_loop():
+    gate = BulkheadGate("r", Bulkhead(1, max_wait=5))
+
+    async def main() -> list[str]:
+        order: list[str] = []
+        slot = await gate.aenter()
+        assert slot
+
+        async def later() -> None:
+            got = await gate.aenter()
+            order.append("waiter" if got else "refused")
+            gate.leave(got)
+
+        task = asyncio.create_task(later())
+        await asyncio.sleep(0)  # the loop runs: the waiter queues, it does not block
+        order.append("holder")
+        gate.leave(slot)
+        await asyncio.wait_for(task, 5)
+        assert await gate.aenter(max_wait=0)
+        return order
+
+    assert asyncio.run(main()) == ["holder", "waiter"]
+
+
+def test_a_timed_out_coroutine_leaves_the_queue():
+    gate = BulkheadGate("r", Bulkhead(1, max_wait=0.02))
+
+    async def main() -> None:
+        held = await gate.aenter()
+        assert await gate.aenter() is None
+        gate.leave(held)
+        assert gate.in_flight == 0
+        assert not gate._queue
+
+    asyncio.run(main())
+
+
+def test_shared_bulkheads_count_across_gates_and_leases_expire(redis_url, redis_client):
+    from sendguard.ratelimit.redis_bulkhead import SharedBulkheadGate
+
+    policy = Bulkhead(2, shared=True, lease=0.2)
+    one = SharedBulkheadGate("GET /export", policy, redis_url, Telemetry([]))
+    two = SharedBulkheadGate("GET /export", policy, redis_url, Telemetry([]))
+    a, b = one.enter(), two.enter()
+    assert isinstance(a, str) and isinstance(b, str)
+    assert two.enter() is None  # the cap is shared: two slots in all
+    one.leave(a)
+    c = two.enter()
+    assert c is not None
+    # a holder that dies never gives its slot back; the lease frees it
+    assert redis_client.zcard(one.key) == 2
+    deadline = threading.Event()
+    for _ in range(100):
+        if two.enter(max_wait=0) is not None:
+            break
+        deadline.wait(0.01)
+    else:
+        pytest.fail("an expired lease was never freed")
+
+
+def test_shared_bulkhead_falls_back_to_a_local_cap_without_redis():
+    from sendguard.ratelimit.redis_bulkhead import SharedBulkheadGate
+    from sendguard.testing.servers import free_port
+
+    events: list[object] = []
+    gate = SharedBulkheadGate(
+        "GET /x",
+        Bulkhead(1, shared=True),
+        f"redis://127.0.0.1:{free_port()}/0",
+        Telemetry([events.append]),
+    )
+    slot = gate.enter()
+    assert slot is True  # a local slot
+    assert gate.enter() is None
+    gate.leave(slot)
+    assert [type(e).__name__ for e in events] == ["StoreUnavailableEvent"]
+
+
+def test_pacer_spaces_sends_evenly_and_gives_up_past_max_wait():
+    clock = FakeClock(start=0.0)
+    pacer = Pacer("2/second", max_wait=3.0, clock=clock)
+    sent_at = []
+    for _ in range(6):
+        pacer.pace("example.com")
+        sent_at.append(clock.monotonic())
+    assert sent_at == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])  # the full rate, spaced
+    assert pacer.pace("other.org") == 0.0  # keys are paced apart
+    slow = Pacer("1/hour", max_wait=3.0, clock=clock)
+    slow.pace("x")
+    with pytest.raises(RateLimited, match="max_wait=3"):
+        slow.pace("x")
+
+
+def test_pacer_burst_and_async():
+    clock = FakeClock(start=0.0)
+    pacer = Pacer("1/second", burst=2, clock=clock)
+
+    async def main() -> list[float]:
+        return [await pacer.apace("d") for _ in range(4)]
+
+    waits = asyncio.run(main())
+    assert waits[:2] == [0.0, 0.0]  # a burst of two
+    assert clock.monotonic() == pytest.approx(2.0)  # then one a second
+
+
+def test_pacer_shares_its_pace_through_redis(redis_url):
+    clock = FakeClock(start=0.0)
+    one = Pacer("2/second", store=redis_url, clock=clock)
+    two = Pacer("2/second", store=redis_url, clock=clock)
+    assert one._redis is not None
+    assert two._redis is not None
+    one._redis._time_ms = two._redis._time_ms = lambda: round(clock.monotonic() * 1000)
+    assert one.pace("gmail.com") == 0.0
+    assert two.pace("gmail.com") == pytest.approx(0.5)  # the other worker's send counted
+    assert one.pace("yahoo.com") == 0.0

@@ -1,0 +1,101 @@
+"""One behaviour suite for rate-limit backends, over memory and real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sendguard.ratelimit import Limit, MemoryLimitBackend, RateLimiter, parse_rates
+from sendguard.ratelimit.redis_backend import RedisLimitBackend
+from sendguard.testing import FakeClock
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make(request) -> Iterator[object]:
+    """A factory of (limiter, clock) on the parametrised backend."""
+    made: list[RateLimiter] = []
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+
+    def factory() -> tuple[RateLimiter, FakeClock]:
+        clock = FakeClock(start=0.0)
+        backend = (
+            MemoryLimitBackend(clock)
+            if url is None
+            else RedisLimitBackend(url, time_ms=lambda: round(clock.monotonic() * 1000))
+        )
+        limiter = RateLimiter(backend, clock=clock)
+        made.append(limiter)
+        return limiter, clock
+
+    yield factory
+    for limiter in made:
+        limiter.close()
+
+
+def limits(text: str, scope: str = "route:GET /x") -> list[Limit]:
+    return [Limit(scope, r) for r in parse_rates(text)]
+
+
+def test_admits_the_limit_then_refuses_with_advice(make):
+    limiter, clock = make()
+    rule = limits("3/second")
+    answers = [limiter.check("k", rule).allowed for _ in range(5)]
+    assert answers == [True, True, True, False, False]
+    refused = limiter.check("k", rule)
+    assert refused.retry_after == pytest.approx(1 + 1 / 3, abs=0.01)
+    assert refused.states[0].remaining == 0
+    clock.advance(refused.retry_after + 0.001)
+    assert limiter.check("k", rule).allowed
+
+
+def test_all_of_a_requests_limits_or_none(make):
+    limiter, _ = make()
+    rule = limits("2/second;3/minute")
+    assert [limiter.check("k", rule).allowed for _ in range(3)] == [True, True, False]
+    refused = limiter.check("k", rule)
+    assert [s.allowed for s in refused.states] == [False, True]  # the minute limit had room
+    assert refused.states[1].remaining == 1  # ...and was not charged for refused requests
+
+
+def test_keys_and_scopes_are_independent(make):
+    limiter, _ = make()
+    assert limiter.check("a", limits("1/minute")).allowed
+    assert not limiter.check("a", limits("1/minute")).allowed
+    assert limiter.check("b", limits("1/minute")).allowed
+    assert limiter.check("a", limits("1/minute", scope="route:GET /y")).allowed
+
+
+def test_cost_is_spent_in_every_limit(make):
+    limiter, _ = make()
+    rule = limits("10/minute")
+    assert limiter.check("k", rule, cost=7).allowed
+    assert not limiter.check("k", rule, cost=4).allowed
+    assert limiter.check("k", rule, cost=3).states[0].remaining == 0
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    amount=st.integers(1, 6),
+    window=st.sampled_from([1, 10, 60]),
+    gaps=st.lists(st.floats(0, 2, allow_nan=False), min_size=1, max_size=60),
+    cost=st.integers(1, 3),
+)
+def test_no_window_ever_admits_more_than_its_limit(make, amount, window, gaps, cost):
+    cost = min(cost, amount)
+    limiter, clock = make()
+    rule = [Limit("route:GET /p", parse_rates(f"{amount}/{window} seconds")[0])]
+    admitted: dict[int, int] = {}
+    for gap in gaps:
+        clock.advance(gap * window / 4)
+        decision = limiter.check(f"k{amount}-{window}-{cost}-{len(gaps)}", rule, cost)
+        if decision.allowed:
+            idx = int(clock.monotonic() // window)
+            admitted[idx] = admitted.get(idx, 0) + cost
+        # the interpolated count after this request never passes the limit
+        assert decision.states[0].remaining >= 0
+    assert all(count <= amount for count in admitted.values()), admitted

@@ -1,0 +1,53 @@
+"""Client addresses behind proxies, and key functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from sendguard import ConfigError
+from sendguard.ratelimit import RequestInfo, TrustedProxies, by_api_key, by_client_ip, by_header
+from sendguard.ratelimit._request import resolve_client_ip
+
+PROXIES = TrustedProxies(["10.0.0.0/8", "2001:db8::/32"])
+
+
+def test_an_untrusted_peer_cannot_choose_its_address():
+    spoofed = {"x-forwarded-for": "1.2.3.4", "forwarded": "for=5.6.7.8"}
+    assert resolve_client_ip("203.0.113.9", spoofed, PROXIES) == "203.0.113.9"
+
+
+def test_behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client():
+    chain = {"x-forwarded-for": "6.6.6.6, 198.51.100.7, 10.1.1.1"}  # 6.6.6.6 was sent by the client
+    assert resolve_client_ip("10.0.0.2", chain, PROXIES) == "198.51.100.7"
+
+
+def test_forwarded_header_wins_and_handles_ports_and_ipv6():
+    headers = {"forwarded": 'for="[2001:db8:cafe::17]:4711", for=192.0.2.60:8080;proto=https'}
+    assert resolve_client_ip("10.0.0.2", headers, PROXIES) == "192.0.2.60"
+    only_v6 = {"forwarded": 'for="[2001:db9::1]"'}
+    assert resolve_client_ip("2001:db8::1", only_v6, PROXIES) == "2001:db9::1"
+
+
+def test_all_trusted_hops_fall_back_to_the_first():
+    assert (
+        resolve_client_ip("10.0.0.2", {"x-forwarded-for": "10.9.9.9, 10.1.1.1"}, PROXIES)
+        == "10.9.9.9"
+    )
+    assert resolve_client_ip("10.0.0.2", {}, PROXIES) == "10.0.0.2"
+    assert resolve_client_ip(None, {}, PROXIES) == "unknown"
+
+
+def test_bad_proxy_config_names_the_value():
+    with pytest.raises(ConfigError, match=r"'10\.0\.0\.300'"):
+        TrustedProxies(["10.0.0.300"])
+
+
+def test_key_functions():
+    req = RequestInfo(
+        "GET", "/x", "GET /x", {"authorization": "Bearer t", "x-user": "u1"}, "1.1.1.1"
+    )
+    assert by_api_key(req) == "authorization:Bearer t"
+    assert by_header("X-User")(req) == "x-user:u1"
+    assert by_client_ip(req) == "ip:1.1.1.1"
+    bare = RequestInfo("GET", "/x", "GET /x", {}, "1.1.1.1")
+    assert by_api_key(bare) is None
