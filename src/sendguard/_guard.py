@@ -495,6 +495,19 @@ class Guard:
         self.limiter.close()
         self.breakers.store.close()
 
+    async def aclose(self) -> None:
+        """Release store connections, asyncio ones included (the ASGI middleware calls
+        this on lifespan shutdown)."""
+        for resource in (self.limiter.backend, self.breakers.store, *self._gates()):
+            closer = getattr(resource, "aclose", None)
+            if closer is not None:
+                await closer()
+            else:
+                getattr(resource, "close", lambda: None)()
+
+    def _gates(self) -> list[object]:
+        return [b.gate for b in list(self._bound.values()) if hasattr(b.gate, "aclose")]
+
 
 def _check_costs(where: str, policy: RoutePolicy, app: tuple[Limit, ...]) -> None:
     cost = policy.cost or 1

@@ -60,7 +60,10 @@ def starlette_template(routes: list[Any], scope: Scope) -> str | None:
 
 
 class GuardMiddleware:
-    """Guards every HTTP request of `app` with `guard` (see module docs)."""
+    """Guards every HTTP request of `app` with `guard` (see module docs).
+
+    On the ASGI lifespan shutdown event the guard's store connections are closed.
+    """
 
     def __init__(
         self,
@@ -74,6 +77,15 @@ class GuardMiddleware:
         self._template = template
         self._routes: list[Any] | bool | None = False  # False: not looked up yet
 
+    def _closing_on_shutdown(self, receive: Receive) -> Receive:
+        async def receive_and_close() -> Message:
+            message = await receive()
+            if message.get("type") == "lifespan.shutdown":
+                await self.guard.aclose()
+            return message
+
+        return receive_and_close
+
     def _template_of(self, scope: Scope) -> str | None:
         if self._template is not None:
             return self._template(scope)
@@ -84,6 +96,9 @@ class GuardMiddleware:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._closing_on_shutdown(receive), send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

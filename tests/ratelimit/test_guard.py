@@ -97,6 +97,7 @@ def test_limited_requests_get_429_with_retry_after_and_valid_structured_fields()
     headers = dict(refusal.headers)
     assert headers["Retry-After"] == "2"
     assert headers["Content-Type"] == "application/problem+json"
+
     def parse(value: str) -> Any:
         return http_sf.parse(value.encode(), tltype="list")
 

@@ -117,6 +117,17 @@ class SharedBulkheadGate(BulkheadGate):
             await asyncio.sleep(pause)
             pause = min(_POLL[1], pause * 2)
 
+    def close(self) -> None:
+        """Close the synchronous client."""
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Close both clients."""
+        self.close()
+        if self._aclient is not None:
+            await self._aclient.aclose()
+
     def leave(self, slot: object = True) -> None:
         if not isinstance(slot, str):  # a local slot, taken while Redis was away
             super().leave(slot)
