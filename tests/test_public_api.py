@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-PACKAGES = ["sendguard", "sendguard.breakers", "sendguard.testing"]
+PACKAGES = ["sendguard", "sendguard.breakers", "sendguard.ratelimit", "sendguard.testing"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

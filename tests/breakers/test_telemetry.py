@@ -79,3 +79,23 @@ def test_store_outage_metrics_carry_bounded_attributes(reader):
     for attrs, _ in points:
         assert set(attrs) == {"store", "guard", "error_type"}
         assert attrs["error_type"] == "ConnectionError"
+
+
+def test_guard_decisions_and_refusals_are_metrics(reader):
+    from sendguard import Guard, RoutePolicy
+    from sendguard._guard import Refusal
+
+    guard = Guard(baseline=RoutePolicy(limits="1/minute"), clock=FakeClock())
+    request = guard.request("GET", "/otel-demo", {}, "192.0.2.9", template="/otel-demo")
+    guard.leave(guard.enter(request), 200)
+    with pytest.raises(Refusal):
+        guard.enter(request)
+    points = _points(reader)
+    decisions = {
+        attrs["decision"]: value
+        for attrs, value in points["sendguard.guard.decisions"]
+        if attrs["route"] == "GET /otel-demo"
+    }
+    assert decisions == {"admitted": 1, "limited": 1}
+    refusals = [a for a, _ in points["sendguard.guard.refusals"] if a["route"] == "GET /otel-demo"]
+    assert refusals == [{"route": "GET /otel-demo", "reason": "RateLimited"}]

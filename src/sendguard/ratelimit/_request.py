@@ -122,6 +122,7 @@ def by_header(name: str) -> KeyFunction:
         value = request.headers.get(header)
         return f"{header}:{value}" if value else None
 
+    key.__doc__ = f"Key by the {name} header (digested in storage); else by client address."
     return key
 
 
