@@ -7,7 +7,13 @@ import inspect
 
 import pytest
 
-PACKAGES = ["sendguard", "sendguard.breakers", "sendguard.ratelimit", "sendguard.testing"]
+PACKAGES = [
+    "sendguard",
+    "sendguard.backoff",
+    "sendguard.breakers",
+    "sendguard.ratelimit",
+    "sendguard.testing",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -47,7 +53,7 @@ def test_the_root_does_not_import_optional_dependencies():
     import sys
 
     code = (
-        "import sys, sendguard, sendguard.breakers; "
+        "import sys, sendguard, sendguard.breakers, sendguard.backoff, sendguard.ratelimit; "
         "bad = [m for m in ('redis', 'psycopg', 'httpx', 'pybreaker', 'rq', 'celery') "
         "if m in sys.modules]; "
         "print(bad)"

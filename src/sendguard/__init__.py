@@ -2,8 +2,8 @@
 
 Each guard answers a real incident (see docs/): circuit breakers (`sendguard.breakers`),
 rate limits and bulkheads composed per route by `Guard` (`sendguard.ratelimit`, with
-`sendguard.asgi` and `sendguard.wsgi` middleware), and, as they land, backoff, job
-guards and health probes. Every guard has a
+`sendguard.asgi` and `sendguard.wsgi` middleware), jittered retries, budgets and pollers
+(`sendguard.backoff`), and, as they land, job guards and health probes. Every guard has a
 drill, ``sendguard drill NAME``, that replays its incident with and without it.
 """
 
@@ -26,6 +26,7 @@ from sendguard._core.telemetry import (
     Telemetry,
 )
 from sendguard._guard import Guard, RoutePolicy
+from sendguard.backoff import Jitter, PollTimeout, RetryBudget, RetryPolicy
 from sendguard.breakers import (
     Breaker,
     BreakerRegistry,
@@ -52,11 +53,15 @@ __all__ = [
     "Event",
     "Guard",
     "Hook",
+    "Jitter",
     "Mode",
     "OpenTelemetryHook",
     "Outcome",
+    "PollTimeout",
     "RateLimited",
     "Rejected",
+    "RetryBudget",
+    "RetryPolicy",
     "RoutePolicy",
     "SendguardError",
     "State",

@@ -16,6 +16,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
+from sendguard._core.config import make_rng
 from sendguard._core.errors import ConfigError
 from sendguard._core.telemetry import StoreRecovered, StoreUnavailableEvent, Telemetry
 
@@ -71,7 +72,7 @@ class StoreGate:
         self.base = base
         self.cap = cap
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = make_rng(rng)
         self._lock = threading.Lock()
         self._down_until: float | None = None
         self._down_since = 0.0

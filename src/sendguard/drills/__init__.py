@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from sendguard.drills import provider_outage
+from sendguard.drills import polling_storm, provider_outage
 from sendguard.drills._base import (
     MAX_SCALE,
     Drill,
@@ -55,7 +55,7 @@ __all__ = [
     "simulate",
 ]
 
-_ALL: tuple[Drill, ...] = (provider_outage.DRILL,)
+_ALL: tuple[Drill, ...] = (provider_outage.DRILL, polling_storm.DRILL)
 
 DRILLS: Mapping[str, Drill] = MappingProxyType({drill.name: drill for drill in _ALL})
 """Every drill by name, in the order `sendguard drill --all` runs them."""
