@@ -193,7 +193,13 @@ def test_a_real_flask_app_behind_the_wsgi_middleware():
             codes = [client.get(f"/v1/emails/{i}").status_code for i in (1, 2, 3)]
             assert codes == [200, 200, 429]  # one route, whatever the id
             assert client.get("/v1/emails/9").headers["retry-after"]
-            assert [client.get("/boom").status_code for _ in range(3)] == [500, 500, 503]
+            # The outcome is recorded when the server closes the response (so a slow
+            # streamed body counts as slow), which a threaded server may do just after
+            # the client already sent its next request: allow that one request through.
+            codes = [client.get("/boom").status_code for _ in range(5)]
+            assert codes[:2] == [500, 500]
+            assert codes[-1] == 503
+            assert set(codes) == {500, 503}
     finally:
         server.shutdown()
         thread.join(timeout=10)
