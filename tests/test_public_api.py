@@ -11,6 +11,7 @@ PACKAGES = [
     "sendguard",
     "sendguard.backoff",
     "sendguard.breakers",
+    "sendguard.health",
     "sendguard.ratelimit",
     "sendguard.testing",
 ]
@@ -53,8 +54,10 @@ def test_the_root_does_not_import_optional_dependencies():
     import sys
 
     code = (
-        "import sys, sendguard, sendguard.breakers, sendguard.backoff, sendguard.ratelimit; "
-        "bad = [m for m in ('redis', 'psycopg', 'httpx', 'pybreaker', 'rq', 'celery') "
+        "import sys, sendguard, sendguard.breakers, sendguard.backoff, sendguard.ratelimit, "
+        "sendguard.health; "
+        "bad = [m for m in ('redis', 'psycopg', 'psycopg_pool', 'httpx', 'pybreaker', 'rq', "
+        "'celery', 'cryptography') "
         "if m in sys.modules]; "
         "print(bad)"
     )

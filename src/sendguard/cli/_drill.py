@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sendguard._core.errors import ConfigError
 from sendguard.drills import (
     DRILLS,
     MAX_SCALE,
     DrillResult,
+    DrillUnavailable,
     UnknownDrill,
     get_drill,
     render,
@@ -54,12 +56,22 @@ def _run(args: argparse.Namespace) -> int:
     except (UnknownDrill, ConfigError) as exc:
         parser.error(str(exc))
     results: list[DrillResult] = []
+    skipped: list[str] = []
     for drill in drills:
-        if results:
+        if results or skipped:
             print()
-        results.append(drill.run(args.scale))
+        try:
+            results.append(drill.run(args.scale))
+        except DrillUnavailable as missing:
+            print(f"drill {drill.name}: cannot run here: {missing}", file=sys.stderr)
+            if not args.all:
+                return 1
+            skipped.append(f"{drill.name} (cannot run here: {missing})")
+            continue
         print(render(results[-1]))
     if args.all:
         print()
         print(render_summary(results))
+        for line in skipped:
+            print(f"skipped: {line}")
     return 0 if all(result.passed for result in results) else 1

@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from sendguard.cli._breaker import register as register_breaker
+from sendguard.cli._db import register as register_db
 from sendguard.cli._drill import register as register_drill
+from sendguard.cli._health import register as register_health
 from sendguard.drills import get_drill, render, render_headline
 
 __all__ = ["build_parser", "main"]
@@ -15,7 +17,8 @@ __all__ = ["build_parser", "main"]
 ABOUT = """\
 sendguard puts reliability guards in front of web apps and email-sending pipelines:
 circuit breakers (per route, tenant and provider, shared by every worker through Redis),
-and, as they land, rate limits, backoff, job guards and health probes. Each guard answers
+rate limits and bulkheads on every route, jittered retries with budgets, and health
+probes that see what users see. Each guard answers
 a real incident from email platforms' postmortems, and each has a drill that replays
 its incident twice, without the guard and with it, on simulated time.
 
@@ -46,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo, parser=demo)
     register_drill(commands)
     register_breaker(commands)
+    register_health(commands)
+    register_db(commands)
     return parser
 
 

@@ -16,11 +16,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from sendguard.drills import polling_storm, provider_outage
+from sendguard.drills import (
+    analytics_storm,
+    connection_exhaustion,
+    polling_storm,
+    provider_outage,
+    tls_expiry,
+    traffic_burst,
+)
 from sendguard.drills._base import (
     MAX_SCALE,
     Drill,
     DrillResult,
+    DrillUnavailable,
     Figure,
     Goal,
     Metric,
@@ -40,6 +48,7 @@ __all__ = [
     "MAX_SCALE",
     "Drill",
     "DrillResult",
+    "DrillUnavailable",
     "Figure",
     "Goal",
     "Metric",
@@ -55,7 +64,14 @@ __all__ = [
     "simulate",
 ]
 
-_ALL: tuple[Drill, ...] = (provider_outage.DRILL, polling_storm.DRILL)
+_ALL: tuple[Drill, ...] = (
+    provider_outage.DRILL,
+    analytics_storm.DRILL,
+    traffic_burst.DRILL,
+    polling_storm.DRILL,
+    connection_exhaustion.DRILL,
+    tls_expiry.DRILL,
+)
 
 DRILLS: Mapping[str, Drill] = MappingProxyType({drill.name: drill for drill in _ALL})
 """Every drill by name, in the order `sendguard drill --all` runs them."""

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_SCALE",
     "Drill",
     "DrillResult",
+    "DrillUnavailable",
     "Figure",
     "Goal",
     "Metric",
@@ -58,6 +59,14 @@ _NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 
 class UnknownDrill(SendguardError, LookupError):
     """No drill has the name asked for. The message lists the known names."""
+
+
+class DrillUnavailable(SendguardError, RuntimeError):
+    """A drill cannot run on this machine (a server binary it needs is missing).
+
+    The message says what to install. ``sendguard drill --all`` lists such drills as
+    skipped; running one by name fails with the message.
+    """
 
 
 class SimulationStalled(SendguardError, RuntimeError):
