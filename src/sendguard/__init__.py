@@ -25,7 +25,8 @@ from sendguard._core.telemetry import (
     StoreUnavailableEvent,
     Telemetry,
 )
-from sendguard._guard import Guard, RoutePolicy
+from sendguard._guard import Guard, Refusal, RoutePolicy
+from sendguard._guard_events import RequestRefused
 from sendguard.backoff import Jitter, PollTimeout, RetryBudget, RetryPolicy
 from sendguard.breakers import (
     Breaker,
@@ -59,7 +60,9 @@ __all__ = [
     "Outcome",
     "PollTimeout",
     "RateLimited",
+    "Refusal",
     "Rejected",
+    "RequestRefused",
     "RetryBudget",
     "RetryPolicy",
     "RoutePolicy",

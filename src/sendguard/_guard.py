@@ -25,7 +25,12 @@ from sendguard._guard_events import RequestRefused
 from sendguard._routes import RoutePattern, catch_all, parse_pattern
 from sendguard.breakers import Breaker, BreakerRegistry, CircuitBreaker, Outcome
 from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
-from sendguard.ratelimit._headers import problem_body, ratelimit_fields, retry_after_value
+from sendguard.ratelimit._headers import (
+    policy_value,
+    problem_body,
+    ratelimit_fields,
+    retry_after_value,
+)
 from sendguard.ratelimit._limiter import Decision, Limit, OnStoreFailure, RateLimiter
 from sendguard.ratelimit._rates import Rate, parse_rates
 from sendguard.ratelimit._request import (
@@ -101,6 +106,11 @@ class BoundRoute:
     breaker: CircuitBreaker | None
     gate: BulkheadGate | None
     key: KeyFunction
+    exempt: bool = False
+    policy_header: str = ""
+    """The RateLimit-Policy value (the same for every request of the route)."""
+    outcomes: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    """Requests admitted, limited, refused by the breaker, refused by the bulkhead."""
 
 
 @dataclass(slots=True)
@@ -116,7 +126,7 @@ class Pass:
 
     def headers(self) -> list[tuple[str, str]]:
         """The RateLimit fields for the response."""
-        return ratelimit_fields(self.decision)
+        return ratelimit_fields(self.decision, self.route.policy_header)
 
 
 class Refusal(Exception):
@@ -199,14 +209,15 @@ class Guard:
         self.telemetry = self.limiter.telemetry
         self.breakers = breakers or BreakerRegistry(
             self.baseline.breaker or Breaker(),
-            store=store,
+            store=store if store is not None and store.startswith(REDIS_SCHEMES) else None,
             clock=clock,
             hooks=hooks,
             policies={f"route:{p.text}": pol.breaker for p, pol in self.patterns if pol.breaker},
         )
         self._lock = threading.Lock()
         self._bound: dict[str, BoundRoute] = {}
-        self._outcomes: dict[tuple[str, str], int] = {}
+        self._gates: dict[str, BulkheadGate] = {}
+        _check_groups(self.patterns)
         register_observable(
             "sendguard.guard.decisions",
             self,
@@ -226,8 +237,14 @@ class Guard:
     # --- routes -------------------------------------------------------------------------
 
     def route_name(self, method: str, path: str, template: str | None = None) -> str:
-        """The route a request belongs to: ``"GET /v1/emails/{id}"`` or ``"GET *"``."""
+        """The route a request belongs to: ``"GET /v1/emails/{id}"`` or ``"GET *"``.
+
+        Methods outside the standard set are named ``OTHER``, so invented methods cannot
+        mint new routes (and new breakers, gates and metric series).
+        """
         method = method.upper()
+        if method not in KNOWN_METHODS:
+            method = "OTHER"
         if template is not None:
             return f"{method} {template}"
         for pattern, _ in self.patterns:
@@ -255,44 +272,41 @@ class Guard:
         if found is not None:
             return found
         policy = self.policy_for(route)
-        rates = policy.rates or ()
         scope = f"group:{policy.group}" if policy.group else f"route:{route}"
+        rates = () if policy.is_exempt else (policy.rates or ())
+        limits = () if policy.is_exempt else (*self.app_limits, *(Limit(scope, r) for r in rates))
         breaker = None
         if policy.breaker is not None and not policy.is_exempt:
-            breaker = self.breakers.get(f"route:{route}")
-        gate = self._make_gate(policy.group or route, policy.bulkhead) if policy.bulkhead else None
-        if gate is not None and policy.group:
-            gate = self._group_gate(policy.group, gate)
-        made = BoundRoute(
-            name=route,
-            policy=policy,
-            limits=()
-            if policy.is_exempt
-            else (*self.app_limits, *(Limit(scope, r) for r in rates)),
-            cost=policy.cost or 1,
-            breaker=breaker,
-            gate=gate,
-            key=policy.key or self.key,
-        )
+            breaker = self.breakers.get(f"route:{route}", policy=policy.breaker)
         with self._lock:
-            return self._bound.setdefault(route, made)
+            found = self._bound.get(route)
+            if found is not None:
+                return found
+            gate = None
+            if policy.bulkhead is not None and not policy.is_exempt:
+                gate_name = f"group:{policy.group}" if policy.group else route
+                gate = self._gates.get(gate_name)
+                if gate is None:
+                    gate = self._gates[gate_name] = self._make_gate(gate_name, policy.bulkhead)
+            made = self._bound[route] = BoundRoute(
+                name=route,
+                policy=policy,
+                limits=limits,
+                cost=policy.cost or 1,
+                breaker=breaker,
+                gate=gate,
+                key=policy.key or self.key,
+                exempt=policy.is_exempt,
+                policy_header=policy_value(limits) if limits else "",
+            )
+            return made
 
     def _make_gate(self, name: str, policy: Bulkhead) -> BulkheadGate:
-        if (
-            policy.shared
-            and self.store is not None
-            and self.store.startswith(("redis://", "rediss://", "unix://"))
-        ):
+        if policy.shared and self.store is not None and self.store.startswith(REDIS_SCHEMES):
             from sendguard.ratelimit.redis_bulkhead import SharedBulkheadGate
 
             return SharedBulkheadGate(name, policy, self.store, self.telemetry)
         return BulkheadGate(name, policy)
-
-    def _group_gate(self, group: str, gate: BulkheadGate) -> BulkheadGate:
-        for other in self._bound.values():
-            if other.policy.group == group and other.gate is not None:
-                return other.gate
-        return gate
 
     # --- requests -----------------------------------------------------------------------
 
@@ -308,41 +322,41 @@ class Guard:
     ) -> RequestInfo:
         """Describe a request (headers with lower-case names) for `enter`."""
         return RequestInfo(
-            method=method.upper(),
-            path=path,
-            route=route or self.route_name(method, path, template),
-            headers=headers,
-            client_ip=resolve_client_ip(peer, headers, self.trusted),
+            method.upper(),
+            path,
+            route or self.route_name(method, path, template),
+            headers,
+            resolve_client_ip(peer, headers, self.trusted),
         )
 
-    def _count(self, route: str, outcome: str) -> None:
-        with self._lock:
-            key = (route, outcome)
-            self._outcomes[key] = self._outcomes.get(key, 0) + 1
-
-    def _key(self, route: BoundRoute, request: RequestInfo, given: str | None = None) -> str:
+    def _key(self, route: BoundRoute, request: RequestInfo, given: str | None) -> str:
         if given is not None:
             return given
         try:
             found = route.key(request)
         except Exception:  # a key function bug must not fail the request
             found = None
-        return found or f"ip:{request.client_ip}"
+        return str(found) if found else f"ip:{request.client_ip}"
 
     def _refuse(self, route: BoundRoute, error: Rejected, decision: Decision | None) -> Refusal:
         reason = type(error).__name__
-        self._count(
-            route.name,
-            {"RateLimited": "limited", "BreakerOpen": "breaker_open"}.get(reason, "bulkhead_full"),
-        )
+        route.outcomes[_OUTCOME_SLOTS.get(reason, 3)] += 1
         self.telemetry.emit(RequestRefused(route=route.name, reason=reason))
         return Refusal(error, decision, route.name)
 
     def _limited(self, route: BoundRoute, decision: Decision) -> Refusal:
-        limit, _ = next(
-            (lim, s)
-            for lim, s in zip(decision.limits, decision.states, strict=True)
-            if not s.allowed
+        if decision.store_refused:
+            refused = RateLimited(
+                "the rate-limit store is unavailable and this guard refuses when it is "
+                "(on_store_failure='deny')",
+                retry_after=decision.retry_after,
+                key=route.name,
+                policy=self.limiter,
+                reason="store_unavailable",
+            )
+            return self._refuse(route, refused, None)
+        limit = next(
+            lim for lim, s in zip(decision.limits, decision.states, strict=True) if not s.allowed
         )
         error = RateLimited(
             f"rate limit {limit.rate.label} on {limit.scope} reached; "
@@ -365,48 +379,60 @@ class Guard:
             reason="full",
         )
 
-    def enter(self, request: RequestInfo, key: str | None = None) -> Pass:
+    def enter(
+        self, request: RequestInfo, key: str | None = None, bound: BoundRoute | None = None
+    ) -> Pass:
         """Admit `request` or raise `Refusal` (synchronous code: WSGI, decorators)."""
-        route = self.bound(request.route)
+        route = bound or self.bound(request.route)
         start = self.clock.monotonic()
         decision = self.limiter.check(self._key(route, request, key), route.limits, route.cost)
         if not decision.allowed:
             raise self._limited(route, decision)
-        ticket = -1
-        if route.breaker is not None:
+        breaker, ticket = route.breaker, -1
+        if breaker is not None:
             try:
-                ticket = route.breaker.admit(start)
+                ticket = breaker.admit(start)
             except BreakerOpen as error:
                 raise self._refuse(route, error, decision) from None
-        slot = route.gate.enter() if route.gate is not None else None
-        if route.gate is not None and slot is None:
-            if route.breaker is not None:
-                route.breaker.finish(ticket, Outcome.IGNORED, 0.0)
-            raise self._refuse(route, self._full(route), decision)
-        self._count(route.name, "admitted")
+        slot = None
+        if route.gate is not None:
+            try:
+                slot = route.gate.enter()
+            finally:
+                if slot is None and breaker is not None:  # refused or interrupted
+                    breaker.finish(ticket, Outcome.IGNORED, 0.0)
+            if slot is None:
+                raise self._refuse(route, self._full(route), decision)
+        route.outcomes[0] += 1
         return Pass(route, decision, ticket, start, slot)
 
-    async def aenter(self, request: RequestInfo, key: str | None = None) -> Pass:
+    async def aenter(
+        self, request: RequestInfo, key: str | None = None, bound: BoundRoute | None = None
+    ) -> Pass:
         """`enter` for coroutines (ASGI): store round trips and waits are awaited."""
-        route = self.bound(request.route)
+        route = bound or self.bound(request.route)
         start = self.clock.monotonic()
         decision = await self.limiter.acheck(
             self._key(route, request, key), route.limits, route.cost
         )
         if not decision.allowed:
             raise self._limited(route, decision)
-        ticket = -1
-        if route.breaker is not None:
+        breaker, ticket = route.breaker, -1
+        if breaker is not None:
             try:
-                ticket = await route.breaker.aadmit(start)
+                ticket = await breaker.aadmit(start)
             except BreakerOpen as error:
                 raise self._refuse(route, error, decision) from None
-        slot = await route.gate.aenter() if route.gate is not None else None
-        if route.gate is not None and slot is None:
-            if route.breaker is not None:
-                await route.breaker.afinish(ticket, Outcome.IGNORED, 0.0)
-            raise self._refuse(route, self._full(route), decision)
-        self._count(route.name, "admitted")
+        slot = None
+        if route.gate is not None:
+            try:
+                slot = await route.gate.aenter()
+            finally:
+                if slot is None and breaker is not None:  # refused or cancelled
+                    breaker.finish(ticket, Outcome.IGNORED, 0.0)
+            if slot is None:
+                raise self._refuse(route, self._full(route), decision)
+        route.outcomes[0] += 1
         return Pass(route, decision, ticket, start, slot)
 
     def _outcome(self, p: Pass, status: int | None, error: BaseException | None) -> Outcome:
@@ -429,32 +455,40 @@ class Guard:
     async def aleave(self, p: Pass, status: int | None, error: BaseException | None = None) -> None:
         """`leave` for coroutines."""
         if p.slot is not None and p.route.gate is not None:
-            p.route.gate.leave(p.slot)
+            await p.route.gate.aleave(p.slot)
         if p.route.breaker is not None:
             elapsed = self.clock.monotonic() - p.start
             await p.route.breaker.afinish(p.ticket, self._outcome(p, status, error), elapsed)
 
-    def route(self, pattern: str, *, key: Callable[..., str] | None = None) -> Callable[[F], F]:
+    def route(self, pattern: str, *, key: Callable[..., object] | None = None) -> Callable[[F], F]:
         """Decorate a handler (``def`` or ``async def``) with the policy of route `pattern`.
 
-        `key` maps the handler's arguments to the key its limits count for; without it
-        the route's limits are shared by all callers. A refused call raises the
-        `Rejected` error (`RateLimited`, `BreakerOpen`, `BulkheadFull`) with `retry_after`.
-        A returned object with a ``status_code`` (a framework response) feeds its status
-        to the breaker.
+        `key` maps the handler's arguments to the key its limits count for (its result
+        is turned into a string; if it raises, the call counts under the route's shared
+        key); without it the route's limits are shared by all callers. A refused call
+        raises the `Rejected` error (`RateLimited`, `BreakerOpen`, `BulkheadFull`) with
+        `retry_after`. A returned object with a ``status_code`` (a framework response)
+        feeds its status to the breaker.
         """
         compiled = parse_pattern(pattern)
         method, _, path = compiled.text.partition(" ")
         request = RequestInfo(method, path, compiled.text, {}, "local")
+
+        def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+            if key is None:
+                return "route"
+            try:
+                return str(key(*args, **kwargs))
+            except Exception:  # a key function bug must not fail the call
+                return "route"
 
         def decorate(fn: F) -> F:
             if inspect.iscoroutinefunction(fn):
 
                 @functools.wraps(fn)
                 async def async_guarded(*args: Any, **kwargs: Any) -> Any:
-                    given = key(*args, **kwargs) if key is not None else "route"
                     try:
-                        admitted = await self.aenter(request, given)
+                        admitted = await self.aenter(request, key_of(args, kwargs))
                     except Refusal as refusal:
                         raise refusal.error from None
                     try:
@@ -469,9 +503,8 @@ class Guard:
 
             @functools.wraps(fn)
             def guarded(*args: Any, **kwargs: Any) -> Any:
-                given = key(*args, **kwargs) if key is not None else "route"
                 try:
-                    admitted = self.enter(request, given)
+                    admitted = self.enter(request, key_of(args, kwargs))
                 except Refusal as refusal:
                     raise refusal.error from None
                 try:
@@ -488,25 +521,28 @@ class Guard:
 
     def exempt(self, route: str) -> bool:
         """True when `route` is exempt (no guard runs, no headers are added)."""
-        return self.policy_for(route).is_exempt
+        return self.bound(route).exempt
 
     def close(self) -> None:
         """Release store connections."""
-        self.limiter.close()
-        self.breakers.store.close()
+        for resource in (self.limiter.backend, self.breakers.store, *self._gates.values()):
+            getattr(resource, "close", lambda: None)()
 
     async def aclose(self) -> None:
         """Release store connections, asyncio ones included (the ASGI middleware calls
         this on lifespan shutdown)."""
-        for resource in (self.limiter.backend, self.breakers.store, *self._gates()):
+        for resource in (self.limiter.backend, self.breakers.store, *self._gates.values()):
             closer = getattr(resource, "aclose", None)
             if closer is not None:
                 await closer()
             else:
                 getattr(resource, "close", lambda: None)()
 
-    def _gates(self) -> list[object]:
-        return [b.gate for b in list(self._bound.values()) if hasattr(b.gate, "aclose")]
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"})
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_OUTCOME_SLOTS = {"RateLimited": 1, "BreakerOpen": 2, "BulkheadFull": 3}
+_OUTCOME_NAMES = ("admitted", "limited", "breaker_open", "bulkhead_full")
 
 
 def _check_costs(where: str, policy: RoutePolicy, app: tuple[Limit, ...]) -> None:
@@ -518,11 +554,28 @@ def _check_costs(where: str, policy: RoutePolicy, app: tuple[Limit, ...]) -> Non
             )
 
 
+def _check_groups(patterns: list[tuple[RoutePattern, RoutePolicy]]) -> None:
+    """The routes of a group share one bulkhead, so they must configure the same one."""
+    seen: dict[str, tuple[str, Bulkhead | None]] = {}
+    for pattern, policy in patterns:
+        if policy.group is None:
+            continue
+        first = seen.setdefault(policy.group, (pattern.text, policy.bulkhead))
+        if first[1] != policy.bulkhead:
+            raise ConfigError(
+                f"routes {first[0]!r} and {pattern.text!r} of group {policy.group!r} set "
+                f"different bulkheads ({first[1]!r} vs {policy.bulkhead!r}); a group shares one"
+            )
+
+
 def _read_outcomes(guard: Guard) -> list[tuple[float, dict[str, str]]]:
-    with guard._lock:
-        items = list(guard._outcomes.items())
-    return [(n, {"route": r, "decision": o}) for (r, o), n in items]
+    return [
+        (count, {"route": route.name, "decision": name})
+        for route in list(guard._bound.values())
+        for name, count in zip(_OUTCOME_NAMES, route.outcomes, strict=True)
+        if count
+    ]
 
 
 def _read_in_flight(guard: Guard) -> list[tuple[float, dict[str, str]]]:
-    return [(b.gate.in_flight, {"route": b.name}) for b in list(guard._bound.values()) if b.gate]
+    return [(gate.in_flight, {"bulkhead": name}) for name, gate in list(guard._gates.items())]

@@ -21,6 +21,8 @@ from sendguard._guard import Guard, Refusal
 
 __all__ = ["GuardMiddleware", "starlette_template"]
 
+_MISSING = object()
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -76,6 +78,7 @@ class GuardMiddleware:
         self.guard = guard
         self._template = template
         self._routes: list[Any] | bool | None = False  # False: not looked up yet
+        self._templates: dict[tuple[str, str], object] = {}
 
     def _closing_on_shutdown(self, receive: Receive) -> Receive:
         async def receive_and_close() -> Message:
@@ -91,9 +94,16 @@ class GuardMiddleware:
             return self._template(scope)
         if self._routes is False:
             self._routes = _find_routes(self.app)
-        if isinstance(self._routes, list):
-            return starlette_template(self._routes, scope)
-        return None
+        if not isinstance(self._routes, list):
+            return None
+        cache_key = (scope["method"], scope["path"])
+        cached = self._templates.get(cache_key, _MISSING)
+        if cached is _MISSING:
+            cached = starlette_template(self._routes, scope)
+            if len(self._templates) >= 4096:  # bounded: paths carry ids
+                self._templates.clear()
+            self._templates[cache_key] = cached
+        return cached if isinstance(cached, str) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -106,18 +116,19 @@ class GuardMiddleware:
         method: str = scope["method"]
         path: str = scope["path"]
         route = guard.route_name(method, path, self._template_of(scope))
-        if guard.exempt(route):
+        bound = guard.bound(route)
+        if bound.exempt:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         request = guard.request(method, path, headers, client[0] if client else None, route=route)
         try:
-            admitted = await guard.aenter(request)
+            admitted = await guard.aenter(request, bound=bound)
         except Refusal as refusal:
             await _send_refusal(send, refusal)
             return
-        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in admitted.headers()]
+        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in admitted.headers()]
         status: list[int] = []
 
         async def send_with_headers(message: Message) -> None:
@@ -135,7 +146,7 @@ class GuardMiddleware:
 
 
 async def _send_refusal(send: Send, refusal: Refusal) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
     headers.append((b"content-length", str(len(refusal.body)).encode()))
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": refusal.body})

@@ -164,3 +164,35 @@ def test_pacer_shares_its_pace_through_redis(redis_url):
     assert one.pace("gmail.com") == 0.0
     assert two.pace("gmail.com") == pytest.approx(0.5)  # the other worker's send counted
     assert one.pace("yahoo.com") == 0.0
+
+
+def test_a_send_costing_more_than_the_burst_goes_alone():
+    clock = FakeClock(start=0.0)
+    pacer = Pacer("1/second", burst=1, clock=clock, max_wait=10)
+    assert pacer.pace("d", cost=3) == 0.0  # goes at once, and books three intervals
+    assert pacer.pace("d") == pytest.approx(3.0)
+
+
+def test_a_pacer_store_must_be_redis():
+    from sendguard import ConfigError
+
+    with pytest.raises(ConfigError, match="memcached"):
+        Pacer("1/second", store="memcached://localhost")
+
+
+def test_a_cancelled_bulkhead_waiter_gives_its_slot_back():
+    gate = BulkheadGate("r", Bulkhead(1, max_wait=5))
+
+    async def main() -> None:
+        held = await gate.aenter()
+        waiter = asyncio.create_task(gate.aenter())
+        await asyncio.sleep(0)
+        assert len(gate._queue) == 1
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        gate.leave(held)
+        assert gate.in_flight == 0  # nothing leaked
+        assert await gate.aenter(max_wait=0)
+
+    asyncio.run(main())

@@ -215,3 +215,80 @@ def test_async_enter_and_leave():
         await g.aleave(p, 200)
 
     asyncio.run(main())
+
+
+def test_deny_on_store_failure_answers_429_instead_of_crashing():
+    from sendguard.testing.servers import free_port
+
+    g = Guard(
+        f"redis://127.0.0.1:{free_port()}/0",
+        baseline=RoutePolicy(limits="5/minute"),
+        on_store_failure="deny",
+        hooks=[],
+    )
+    with pytest.raises(Refusal) as caught:
+        g.enter(req(g, "GET", "/x"))
+    assert caught.value.status == 429
+    assert "on_store_failure='deny'" in str(caught.value.error)
+
+    async def main() -> int:
+        try:
+            await g.aenter(req(g, "GET", "/x"))
+        except Refusal as refusal:
+            return refusal.status
+        return 200
+
+    assert asyncio.run(main()) == 429
+
+
+def test_a_routes_own_breaker_policy_applies_whatever_its_name():
+    g, _ = guard(
+        baseline=RoutePolicy(breaker=Breaker.consecutive(50)),
+        routes={"GET /v1/emails/{id}": RoutePolicy(breaker=Breaker.consecutive(1))},
+    )
+    route = g.route_name("GET", "/ignored", template="/v1/emails/{email_id}")
+    breaker = g.bound(route).breaker
+    assert breaker is not None
+    assert breaker.policy.consecutive_failures == 1
+
+
+def test_groups_must_agree_on_their_bulkhead_and_share_one():
+    with pytest.raises(ConfigError, match="different bulkheads"):
+        Guard(
+            routes={
+                "GET /a": RoutePolicy(group="g", bulkhead=Bulkhead(2)),
+                "GET /b": RoutePolicy(group="g", bulkhead=Bulkhead(5)),
+            }
+        )
+    g, _ = guard(
+        routes={
+            "GET /a": RoutePolicy(group="g", bulkhead=Bulkhead(1)),
+            "GET /b": RoutePolicy(group="g", bulkhead=Bulkhead(1)),
+        }
+    )
+    held = g.enter(req(g, "GET", "/a"))
+    with pytest.raises(Refusal):
+        g.enter(req(g, "GET", "/b"))
+    g.leave(held, 200)
+
+
+def test_invented_methods_do_not_mint_routes():
+    g, _ = guard()
+    names = {g.route_name(m, "/x") for m in ("FOO", "BAR", "PROPFIND", "get")}
+    assert names == {"OTHER *", "GET *"}
+
+
+def test_decorator_key_functions_that_fail_or_return_ints_do_not_fail_the_call():
+    g, _ = guard(routes={"GET /v1/emails/{id}": RoutePolicy(limits="1/minute")})
+
+    @g.route("GET /v1/emails/{id}", key=lambda email_id: email_id)
+    def show(email_id: int) -> int:
+        return email_id
+
+    @g.route("GET /v1/emails/{id}", key=lambda: 1 / 0)
+    def broken() -> str:
+        return "served"
+
+    assert show(1) == 1
+    assert show(2) == 2  # keys 1 and 2 are apart
+    assert broken() == "served"

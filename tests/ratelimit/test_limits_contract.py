@@ -45,10 +45,24 @@ def test_admits_the_limit_then_refuses_with_advice(make):
     answers = [limiter.check("k", rule).allowed for _ in range(5)]
     assert answers == [True, True, True, False, False]
     refused = limiter.check("k", rule)
-    assert refused.retry_after == pytest.approx(1 + 1 / 3, abs=0.01)
+    assert 0 < refused.retry_after <= 2.0
     assert refused.states[0].remaining == 0
-    clock.advance(refused.retry_after + 0.001)
-    assert limiter.check("k", rule).allowed
+    clock.advance(refused.retry_after * 0.9)
+    assert not limiter.check("k", rule).allowed  # not yet...
+    clock.advance(refused.retry_after * 0.1)
+    assert limiter.check("k", rule).allowed  # ...and exactly when it said
+
+
+def test_clients_windows_are_spread_so_they_are_not_admitted_in_lockstep(make):
+    limiter, _ = make()
+    rule = limits("1/second")
+    clients = [f"client-{i}" for i in range(40)]
+    for c in clients:
+        limiter.check(c, rule)  # each spends its one request
+    waits = sorted(limiter.check(c, rule).retry_after for c in clients)
+    # with a window phase per client, the refused clients are told different times
+    assert waits[-1] - waits[0] > 0.5
+    assert len({round(w, 2) for w in waits}) > 20
 
 
 def test_all_of_a_requests_limits_or_none(make):
@@ -90,11 +104,13 @@ def test_no_window_ever_admits_more_than_its_limit(make, amount, window, gaps, c
     limiter, clock = make()
     rule = [Limit("route:GET /p", parse_rates(f"{amount}/{window} seconds")[0])]
     admitted: dict[int, int] = {}
+    key = f"k{amount}-{window}-{cost}-{len(gaps)}"
+    phase = limiter._digest(key)[1]  # this client's windows start `phase` of a window late
     for gap in gaps:
         clock.advance(gap * window / 4)
-        decision = limiter.check(f"k{amount}-{window}-{cost}-{len(gaps)}", rule, cost)
+        decision = limiter.check(key, rule, cost)
         if decision.allowed:
-            idx = int(clock.monotonic() // window)
+            idx = int((clock.monotonic() - phase * window) // window)
             admitted[idx] = admitted.get(idx, 0) + cost
         # the interpolated count after this request never passes the limit
         assert decision.states[0].remaining >= 0

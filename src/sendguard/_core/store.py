@@ -17,14 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.config import make_rng
-from sendguard._core.errors import ConfigError
+from sendguard._core.errors import ConfigError, StoreUnavailable
 from sendguard._core.telemetry import StoreRecovered, StoreUnavailableEvent, Telemetry
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["DEFAULT_STORE_TIMEOUT", "StoreGate", "connect_redis", "connect_redis_async"]
+__all__ = [
+    "DEFAULT_STORE_TIMEOUT",
+    "AsyncClients",
+    "StoreGate",
+    "connect_redis",
+    "connect_redis_async",
+]
 
 DEFAULT_STORE_TIMEOUT = 0.1
 """Seconds a store command may take before the guard gives up on it and runs locally."""
@@ -163,6 +169,48 @@ def connect_redis(
         **options,
     )
     return client
+
+
+class AsyncClients:
+    """One asyncio Redis client per running event loop (a client is bound to its loop).
+
+    Apps that run several loops (tests, `asyncio.run` per job, threads with loops) get a
+    client for each; clients of loops that have been garbage collected go with them.
+    """
+
+    def __init__(self, url: str | None, timeout: float, given: redis.asyncio.Redis | None) -> None:
+        import weakref
+
+        self._url = url
+        self._timeout = timeout
+        self._given = given
+        self._clients: weakref.WeakKeyDictionary[object, redis.asyncio.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> redis.asyncio.Redis:
+        """The client of the running loop (made on first use)."""
+        if self._given is not None:
+            return self._given
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            if self._url is None:
+                raise StoreUnavailable("no asyncio Redis client and no URL to make one")
+            client = self._clients[loop] = connect_redis_async(self._url, timeout=self._timeout)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (and the given one)."""
+        import asyncio
+
+        if self._given is not None:
+            await self._given.aclose()
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
 
 def connect_redis_async(

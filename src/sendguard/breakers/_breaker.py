@@ -316,6 +316,8 @@ class CircuitBreaker:
 
     def admit(self, now: float) -> int:
         """Decide a call's fate: a ticket to pass to `finish`, or raise `BreakerOpen`."""
+        if now < self._fast_until:
+            return self._machine.closed_ticket
         if self._sync_due(now):
             self._via(lambda s: s.read(self.name))
             now = self._now()
@@ -332,6 +334,8 @@ class CircuitBreaker:
 
     async def aadmit(self, now: float) -> int:
         """`admit` for coroutines: store round trips are awaited, never blocking the loop."""
+        if now < self._fast_until:
+            return self._machine.closed_ticket
         if self._sync_due(now):
             await self._avia(lambda s: s.aread(self.name))
             now = self._now()
@@ -385,8 +389,19 @@ class CircuitBreaker:
                 return None
             return ("trip", (self.name, generation, m.open_for(0, self._rng.random()), 0, reason))
 
+    def _fast_success(self, ticket: int, outcome: Outcome, elapsed: float) -> bool:
+        """Count a plain success of a recorded closed-state call without the lock."""
+        if ticket & 3 or outcome is not Outcome.SUCCESS:
+            return False
+        if self._slow is not None and elapsed >= self._slow:
+            return False
+        self._tick()
+        return True
+
     def finish(self, ticket: int, outcome: Outcome, elapsed: float) -> None:
         """Record the outcome of a call admitted with `ticket` that took `elapsed` seconds."""
+        if self._fast_success(ticket, outcome, elapsed):
+            return
         op = self._settle(ticket, outcome, elapsed, self._now())
         if op is not None:
             name, args = op
@@ -399,6 +414,8 @@ class CircuitBreaker:
 
     async def afinish(self, ticket: int, outcome: Outcome, elapsed: float) -> None:
         """`finish` for coroutines."""
+        if self._fast_success(ticket, outcome, elapsed):
+            return
         op = self._settle(ticket, outcome, elapsed, self._now())
         if op is not None:
             name, args = op

@@ -151,8 +151,9 @@ class BreakerRegistry:
             found = self.policies.get(name.split(":", 1)[0] + ":*")
         return found or self.policy
 
-    def get(self, name: str) -> CircuitBreaker:
-        """The breaker named `name`, created on first use."""
+    def get(self, name: str, *, policy: Breaker | None = None) -> CircuitBreaker:
+        """The breaker named `name`, created on first use (with `policy` if given, else
+        the registry's policy for the name)."""
         with self._lock:
             breaker = self._breakers.get(name)
             if breaker is not None:
@@ -162,7 +163,7 @@ class BreakerRegistry:
             raise ConfigError(f"a breaker name must be a non-empty string, got {name!r}")
         fresh = CircuitBreaker(
             name,
-            self.policy_for(name),
+            policy or self.policy_for(name),
             self.store,
             clock=self.clock,
             telemetry=self.telemetry,

@@ -34,13 +34,17 @@ class LimitBackend(Protocol):
     label: str
 
     def hit(
-        self, keys: Sequence[str], rates: Sequence[Rate], cost: int
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
-        """Admit `cost` under every rate or none; return (admitted, counts seen before)."""
+        """Admit `cost` under every rate or none; return (admitted, counts seen before).
+
+        `phase` in [0, 1) shifts the start of this client's windows by that share of
+        each window.
+        """
         ...
 
     async def ahit(
-        self, keys: Sequence[str], rates: Sequence[Rate], cost: int
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
         """`hit` without blocking the event loop."""
         ...
@@ -67,7 +71,7 @@ class MemoryLimitBackend:
         self._data: dict[str, list[float]] = {}
 
     def hit(
-        self, keys: Sequence[str], rates: Sequence[Rate], cost: int
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
         now = self._now()
         seen: list[Counts] = []
@@ -77,12 +81,13 @@ class MemoryLimitBackend:
         with self._lock:
             for key, rate in zip(keys, rates, strict=True):
                 w = rate.seconds
-                idx = int(now // w)
+                start = now - phase * w
+                idx = int(start // w)
                 entry = data.get(key)
                 if entry is None:
                     entry = data[key] = [idx, 0, 0, w]
                 prev, curr = advance(int(entry[0]), int(entry[1]), int(entry[2]), idx)
-                elapsed = now - idx * w
+                elapsed = start - idx * w
                 if prev * max(0.0, 1.0 - elapsed / w) + curr + cost > rate.amount:
                     allowed = False
                 seen.append(Counts(prev, curr, elapsed))
@@ -95,12 +100,12 @@ class MemoryLimitBackend:
         return allowed, seen
 
     async def ahit(
-        self, keys: Sequence[str], rates: Sequence[Rate], cost: int
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
-        return self.hit(keys, rates, cost)
+        return self.hit(keys, rates, cost, phase)
 
     def _sweep(self, now: float) -> None:
-        stale = [k for k, e in self._data.items() if int(now // e[3]) > e[0] + 1]
+        stale = [k for k, e in self._data.items() if int(now // e[3]) > e[0] + 2]
         for k in stale:
             del self._data[k]
         excess = len(self._data) - self.max_keys
@@ -144,7 +149,7 @@ class LimitsLibraryBackend:
         return item
 
     def hit(
-        self, keys: Sequence[str], rates: Sequence[Rate], cost: int
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
         allowed = True
         seen: list[Counts] = []
@@ -161,11 +166,11 @@ class LimitsLibraryBackend:
         return allowed, seen
 
     async def ahit(
-        self, keys: Sequence[str], rates: Sequence[Rate], cost: int
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
         import asyncio
 
-        return await asyncio.to_thread(self.hit, keys, rates, cost)
+        return await asyncio.to_thread(self.hit, keys, rates, cost, phase)
 
     def close(self) -> None:
         """Nothing to release (the library keeps its own connections)."""

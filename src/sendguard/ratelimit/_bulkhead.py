@@ -104,8 +104,11 @@ class BulkheadGate:
 
         Returns the slot (pass it to `leave`), or None if none came free in time.
         """
-        wait = self.policy.max_wait if max_wait is None else max_wait
         with self._lock:
+            if self._in_use < self.capacity and not self._queue:
+                self._in_use += 1
+                return True
+            wait = self.policy.max_wait if max_wait is None else max_wait
             waiter = _Waiter(None) if wait > 0 else None
             if self._take_or_queue(waiter):
                 return True
@@ -113,14 +116,27 @@ class BulkheadGate:
                 self.rejected += 1
                 return None
         assert waiter.event is not None
-        if waiter.event.wait(wait) or self._give_up(waiter):
+        try:
+            woken = waiter.event.wait(wait)
+        except BaseException:
+            if self._give_up(waiter):
+                self.leave()
+            raise
+        if woken or self._give_up(waiter):
             return True
         return None
 
     async def aenter(self, max_wait: float | None = None) -> object | None:
-        """`enter` for coroutines (waiting never blocks the event loop)."""
-        wait = self.policy.max_wait if max_wait is None else max_wait
+        """`enter` for coroutines (waiting never blocks the event loop).
+
+        A waiting task that is cancelled leaves the queue, or gives back the slot it was
+        handed meanwhile, so cancellations never leak capacity.
+        """
         with self._lock:
+            if self._in_use < self.capacity and not self._queue:
+                self._in_use += 1
+                return True
+            wait = self.policy.max_wait if max_wait is None else max_wait
             waiter = _Waiter(asyncio.get_running_loop()) if wait > 0 else None
             if self._take_or_queue(waiter):
                 return True
@@ -133,6 +149,10 @@ class BulkheadGate:
             return True
         except TimeoutError:
             return True if self._give_up(waiter) else None
+        except BaseException:  # cancelled while waiting
+            if self._give_up(waiter):
+                self.leave()
+            raise
 
     def leave(self, slot: object = True) -> None:
         """Give `slot` back: to the next waiter if there is one."""
@@ -144,6 +164,10 @@ class BulkheadGate:
                 self._in_use = max(0, self._in_use - 1)
                 return
         waiter.wake()
+
+    async def aleave(self, slot: object = True) -> None:
+        """`leave` for coroutines (a shared gate gives its lease back without blocking)."""
+        self.leave(slot)
 
     def retry_after(self) -> float:
         """A hint for refused callers: about one wait, at least a second."""

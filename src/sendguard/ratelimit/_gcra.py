@@ -23,7 +23,8 @@ def next_arrival(tat: float, now: float, rate: Rate, burst: int, cost: int) -> t
     """(the new TAT, seconds to wait before this send may go: 0 if now)."""
     interval = rate.seconds / rate.amount
     new_tat = max(tat, now) + cost * interval
-    return new_tat, max(0.0, new_tat - now - burst * interval)
+    # a send costing more than the burst goes alone, once the schedule is clear
+    return new_tat, max(0.0, new_tat - now - max(burst, cost) * interval)
 
 
 class MemoryPaceBackend:

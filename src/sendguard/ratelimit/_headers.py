@@ -8,6 +8,7 @@ Field lists of strings with parameters.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -21,11 +22,20 @@ def _policy_item(limit: Limit) -> str:
     return f'"{limit.name}";q={limit.rate.amount};w={math.ceil(limit.rate.seconds)}'
 
 
-def ratelimit_fields(decision: Decision) -> list[tuple[str, str]]:
-    """``RateLimit-Policy`` and ``RateLimit`` for a decision (nothing when no limits)."""
+@functools.lru_cache(maxsize=4096)
+def policy_value(limits: tuple[Limit, ...]) -> str:
+    """The ``RateLimit-Policy`` value of a set of limits (the same for every request)."""
+    return ", ".join(_policy_item(limit) for limit in limits)
+
+
+def ratelimit_fields(decision: Decision, policy: str = "") -> list[tuple[str, str]]:
+    """``RateLimit-Policy`` and ``RateLimit`` for a decision (nothing when no limits).
+
+    `policy` is the precomputed ``RateLimit-Policy`` value of the decision's limits.
+    """
     if not decision.limits:
         return []
-    policy = ", ".join(_policy_item(limit) for limit in decision.limits)
+    policy = policy or policy_value(decision.limits)
     state = ", ".join(
         f'"{limit.name}";r={s.remaining};t={math.ceil(s.reset)}'
         for limit, s in zip(decision.limits, decision.states, strict=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import ConfigError, StoreUnavailable
@@ -27,6 +27,10 @@ from sendguard.ratelimit._window import Counts, LimitState, state_of
 __all__ = ["Decision", "Limit", "OnStoreFailure", "RateLimiter", "open_backend"]
 
 OnStoreFailure = Literal["local", "allow", "deny"]
+
+
+def _seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +48,13 @@ class Limit:
         if not isinstance(self.rate, Rate):
             raise ConfigError(f"Limit.rate must be a Rate, got {self.rate!r}")
         kind = self.scope.split(":", 1)[0]
-        object.__setattr__(self, "name", f"{kind}-{self.rate.amount}-per-{self.rate.seconds:g}s")
-        slug = f"{key_part(self.scope)}/{self.rate.amount}/{self.rate.seconds:g}"
+        window = _seconds(self.rate.seconds)
+        object.__setattr__(self, "name", f"{kind}-{self.rate.amount}-per-{window}s")
+        slug = f"{key_part(self.scope)}/{self.rate.amount}/{window}"
         object.__setattr__(self, "slug", slug)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The answer for one request: admitted or not, and every limit's state."""
 
     allowed: bool
@@ -60,6 +64,8 @@ class Decision:
     """Seconds to wait before a retry can be admitted (0 when allowed)."""
     degraded: bool = False
     """True when the shared store was away and the decision was taken otherwise."""
+    store_refused: bool = False
+    """True when the store was away and ``on_store_failure="deny"`` refused the request."""
 
     @property
     def tightest(self) -> tuple[Limit, LimitState] | None:
@@ -114,16 +120,28 @@ class RateLimiter:
             else MemoryLimitBackend(clock, max_keys=max_keys)
         )
         self._gate = StoreGate(self.backend.label, "ratelimit", self.telemetry, clock=clock)
+        self._digests: dict[str, tuple[str, float]] = {}
 
     @property
     def shared(self) -> bool:
         """True when the backend is a shared store that is currently answering."""
         return self.backend is not self._local and not self._gate.is_down
 
-    @staticmethod
-    def storage_keys(key: str, limits: Sequence[Limit]) -> list[str]:
+    def _digest(self, key: str) -> tuple[str, float]:
+        """The key's digest (never the key itself goes to storage) and its window phase."""
+        found = self._digests.get(key)
+        if found is None:
+            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12)
+            text = digest.hexdigest()
+            found = (text, int(text[:6], 16) / 0x1000000)
+            if len(self._digests) >= 65_536:  # bounded, like everything per key
+                self._digests.clear()
+            self._digests[key] = found
+        return found
+
+    def storage_keys(self, key: str, limits: Sequence[Limit]) -> list[str]:
         """Storage keys for `key` under `limits`; the client key is digested, never stored."""
-        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+        digest = self._digest(key)[0]
         return [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
 
     def _decide(
@@ -134,7 +152,7 @@ class RateLimiter:
             zero = Counts(0, 0, 0.0)
             states = tuple(state_of(lim.rate, zero, cost, True) for lim in limits)
             wait = 0.0 if allowed else max(1.0, self._gate.base)
-            return Decision(allowed, tuple(limits), states, wait, degraded=True)
+            return Decision(allowed, tuple(limits), states, wait, True, not allowed)
         allowed, seen = outcome
         states = tuple(
             state_of(lim.rate, counts, cost, allowed)
@@ -154,43 +172,51 @@ class RateLimiter:
         return self._decide(limits, cost, outcome)
 
     def _without_store(
-        self, keys: list[str], limits: Sequence[Limit], cost: int, error: StoreUnavailable | None
+        self,
+        keys: list[str],
+        limits: Sequence[Limit],
+        cost: int,
+        phase: float,
+        error: StoreUnavailable | None,
     ) -> Decision:
         """Decide locally: the memory store itself, or the fallback while the store is away."""
         if error is not None:
             self._gate.failed(error)
         rates = [lim.rate for lim in limits]
         if self.backend is self._local:
-            return self._decide(limits, cost, self._local.hit(keys, rates, cost))
-        local = self._local.hit(keys, rates, cost) if self.on_store_failure == "local" else None
-        d = self._decide(limits, cost, local)
-        return Decision(d.allowed, d.limits, d.states, d.retry_after, degraded=True)
+            return self._decide(limits, cost, self._local.hit(keys, rates, cost, phase))
+        if self.on_store_failure != "local":
+            return self._decide(limits, cost, None)
+        d = self._decide(limits, cost, self._local.hit(keys, rates, cost, phase))
+        return d._replace(degraded=True)
 
     def check(self, key: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
         """Count a request of `cost` by `key` under `limits` (all or none); decide."""
         if not limits:
             return Decision(True, (), (), 0.0)
-        keys = self.storage_keys(key, limits)
+        digest, phase = self._digest(key)
+        keys = [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
         if self._use_store():
             try:
-                outcome = self.backend.hit(keys, [lim.rate for lim in limits], cost)
+                outcome = self.backend.hit(keys, [lim.rate for lim in limits], cost, phase)
             except StoreUnavailable as exc:
-                return self._without_store(keys, limits, cost, exc)
+                return self._without_store(keys, limits, cost, phase, exc)
             return self._stored(limits, cost, outcome)
-        return self._without_store(keys, limits, cost, None)
+        return self._without_store(keys, limits, cost, phase, None)
 
     async def acheck(self, key: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
         """`check` for coroutines: the store round trip is awaited."""
         if not limits:
             return Decision(True, (), (), 0.0)
-        keys = self.storage_keys(key, limits)
+        digest, phase = self._digest(key)
+        keys = [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
         if self._use_store():
             try:
-                outcome = await self.backend.ahit(keys, [lim.rate for lim in limits], cost)
+                outcome = await self.backend.ahit(keys, [lim.rate for lim in limits], cost, phase)
             except StoreUnavailable as exc:
-                return self._without_store(keys, limits, cost, exc)
+                return self._without_store(keys, limits, cost, phase, exc)
             return self._stored(limits, cost, outcome)
-        return self._without_store(keys, limits, cost, None)
+        return self._without_store(keys, limits, cost, phase, None)
 
     def close(self) -> None:
         """Release the backend's connections."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import ConfigError, RateLimited, StoreUnavailable
@@ -19,6 +20,9 @@ from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
 from sendguard._core.telemetry import Hook, Telemetry
 from sendguard.ratelimit._gcra import MemoryPaceBackend
 from sendguard.ratelimit._rates import Rate, parse_rates
+
+if TYPE_CHECKING:
+    from sendguard.ratelimit.redis_backend import RedisLimitBackend
 
 __all__ = ["Pacer"]
 
@@ -57,8 +61,10 @@ class Pacer:
         self.scope = key_part(scope)
         self.telemetry = Telemetry(hooks)
         self._local = MemoryPaceBackend(clock)
-        self._redis = None
+        self._redis: RedisLimitBackend | None = None
         if store is not None and store not in ("memory", "memory://"):
+            if not store.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError(f"Pacer store must be memory:// or redis://..., got {store!r}")
             from sendguard.ratelimit.redis_backend import RedisLimitBackend
 
             self._redis = RedisLimitBackend(store, timeout=timeout)
@@ -101,6 +107,16 @@ class Pacer:
                 self._gate.succeeded()
                 return wait
         return self._local.take(keys, self.rates, self.burst, cost)
+
+    def close(self) -> None:
+        """Release the Redis connection, if any."""
+        if self._redis is not None:
+            self._redis.close()
+
+    async def aclose(self) -> None:
+        """Release the Redis connections, asyncio ones included."""
+        if self._redis is not None:
+            await self._redis.aclose()
 
     def pace(self, key: str, cost: int = 1) -> float:
         """Block until `key` may go; return the seconds waited."""

@@ -25,7 +25,8 @@ class Rate:
     @property
     def label(self) -> str:
         """A short readable form, ``120/60s``."""
-        return f"{self.amount}/{self.seconds:g}s"
+        window = int(self.seconds) if float(self.seconds).is_integer() else self.seconds
+        return f"{self.amount}/{window}s"
 
 
 def parse_rates(text: str | Rate | tuple[Rate, ...] | list[Rate]) -> tuple[Rate, ...]:

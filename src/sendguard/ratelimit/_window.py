@@ -1,7 +1,10 @@
 """The sliding-window counter, as pure arithmetic shared by every backend.
 
 Each limit keeps, per key, the count of its current fixed window and of the one before.
-The estimate of requests in the sliding window ending now is
+Each client's windows start at its own phase (a fraction of the window taken from the
+digest of its key), so clients that are over their limits are not all admitted, nor
+told to retry, at the same instant. The estimate of requests in the sliding window
+ending now is
 ``previous * (1 - elapsed / W) + current``; a request of cost `c` is admitted when every
 limit it is subject to satisfies ``estimate + c <= amount``, and then counts in each
 limit's current window. Backends store the counts (in process, or in Redis by one Lua
@@ -11,15 +14,14 @@ script); what to tell the client (remaining, reset, retry-after) is computed her
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sendguard.ratelimit._rates import Rate
 
 __all__ = ["Counts", "LimitState", "advance", "estimate", "state_of"]
 
 
-@dataclass(frozen=True, slots=True)
-class Counts:
+class Counts(NamedTuple):
     """What a backend saw for one limit at the moment it decided."""
 
     previous: int
@@ -28,8 +30,7 @@ class Counts:
     """Seconds since the current window began."""
 
 
-@dataclass(frozen=True, slots=True)
-class LimitState:
+class LimitState(NamedTuple):
     """One limit's answer for one request."""
 
     rate: Rate
@@ -81,6 +82,14 @@ def _retry_after(rate: Rate, counts: Counts, cost: int) -> float:
     prev, curr = counts.previous, counts.current
     if room < 0:
         return w  # a cost above the whole limit never fits (refused at configuration)
+    return _EPSILON + _exact_retry_after(prev, curr, e, w, room)
+
+
+_EPSILON = 0.001
+"""Added to every retry-after, so a client that waits exactly that long is admitted."""
+
+
+def _exact_retry_after(prev: int, curr: int, e: float, w: float, room: int) -> float:
     if curr <= room and prev > 0:
         # inside this window the previous window's share decays linearly
         need = prev * (1 - e / w) + curr - room

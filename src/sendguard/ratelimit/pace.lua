@@ -20,7 +20,7 @@ for i = 1, #KEYS do
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
   tats[i] = tat + cost * interval
-  local w = tats[i] - now - burst * interval
+  local w = tats[i] - now - math.max(burst, cost) * interval
   if w > wait then wait = w end
 end
 if wait <= 0 then

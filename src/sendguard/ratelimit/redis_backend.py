@@ -15,7 +15,7 @@ import redis.asyncio
 
 from sendguard._core.errors import StoreUnavailable
 from sendguard._core.redis_script import load_script
-from sendguard._core.store import DEFAULT_STORE_TIMEOUT, connect_redis, connect_redis_async
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, AsyncClients, connect_redis
 from sendguard.ratelimit._rates import Rate
 from sendguard.ratelimit._window import Counts
 
@@ -44,7 +44,7 @@ class RedisLimitBackend:
         self._url = url
         self._timeout = timeout
         self._client = client
-        self._aclient = async_client
+        self._aclients = AsyncClients(url, timeout, async_client)
         self._time_ms = time_ms
 
     def _sync(self) -> redis.Redis:
@@ -55,14 +55,11 @@ class RedisLimitBackend:
         return self._client
 
     def _async(self) -> redis.asyncio.Redis:
-        if self._aclient is None:
-            if self._url is None:
-                raise StoreUnavailable("this RedisLimitBackend has no asyncio client")
-            self._aclient = connect_redis_async(self._url, timeout=self._timeout)
-        return self._aclient
+        return self._aclients.get()
 
-    def _args(self, rates: Sequence[Rate], cost: int) -> list[str | int | float]:
-        args: list[str | int | float] = ["" if self._time_ms is None else self._time_ms(), cost]
+    def _args(self, rates: Sequence[Rate], cost: int, phase: float) -> list[str | int | float]:
+        now = "" if self._time_ms is None else self._time_ms()
+        args: list[str | int | float] = [now, cost, round(phase * 1_000_000)]
         for rate in rates:
             args += [rate.amount, round(rate.seconds * 1000)]
         return args
@@ -76,20 +73,20 @@ class RedisLimitBackend:
         return values[0] == 1, seen
 
     def hit(
-        self, keys: Sequence[str], rates: Sequence[Rate], cost: int
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
         try:
-            raw = _SCRIPT.run(self._sync(), keys, self._args(rates, cost))
+            raw = _SCRIPT.run(self._sync(), keys, self._args(rates, cost, phase))
         except _ERRORS as exc:
             raise StoreUnavailable(f"redis rate limits: {exc}") from exc
         return self._parse(raw)
 
     async def ahit(
-        self, keys: Sequence[str], rates: Sequence[Rate], cost: int
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
         try:
-            raw = await _SCRIPT.arun(self._async(), keys, self._args(rates, cost))
-        except _ERRORS as exc:
+            raw = await _SCRIPT.arun(self._async(), keys, self._args(rates, cost, phase))
+        except Exception as exc:  # any client failure, a closed loop included
             raise StoreUnavailable(f"redis rate limits: {exc}") from exc
         return self._parse(raw)
 
@@ -115,7 +112,7 @@ class RedisLimitBackend:
         """`take` for coroutines."""
         try:
             wait = await _PACE.arun(self._async(), keys, self._pace_args(rates, burst, cost))
-        except _ERRORS as exc:
+        except Exception as exc:  # any client failure, a closed loop included
             raise StoreUnavailable(f"redis pacing: {exc}") from exc
         return int(wait) / 1_000_000
 
@@ -125,7 +122,6 @@ class RedisLimitBackend:
             self._client.close()
 
     async def aclose(self) -> None:
-        """Close both clients."""
+        """Close the synchronous client and the running loop's asyncio client."""
         self.close()
-        if self._aclient is not None:
-            await self._aclient.aclose()
+        await self._aclients.aclose()

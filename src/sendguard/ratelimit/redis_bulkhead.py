@@ -14,14 +14,10 @@ import uuid
 
 import redis
 
+from sendguard._core.errors import StoreUnavailable
 from sendguard._core.keys import make_key
 from sendguard._core.redis_script import load_script
-from sendguard._core.store import (
-    DEFAULT_STORE_TIMEOUT,
-    StoreGate,
-    connect_redis,
-    connect_redis_async,
-)
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, AsyncClients, StoreGate, connect_redis
 from sendguard._core.telemetry import Telemetry
 from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
 
@@ -49,7 +45,8 @@ class SharedBulkheadGate(BulkheadGate):
         self._url = url
         self._timeout = timeout
         self._client: redis.Redis | None = None
-        self._aclient: redis.asyncio.Redis | None = None
+        self._aclients = AsyncClients(url, timeout, None)
+        self._held = 0
         self._gate = StoreGate("redis", "bulkhead", telemetry)
         self._lease_ms = round(policy.lease * 1000)
 
@@ -73,12 +70,12 @@ class SharedBulkheadGate(BulkheadGate):
     async def _atry(self, token: str) -> bool | None:
         if not self._gate.available():
             return None
-        if self._aclient is None:
-            self._aclient = connect_redis_async(self._url, timeout=self._timeout)
         try:
-            taken = bool(await _SCRIPT.arun(self._aclient, [self.key], self._args("enter", token)))
-        except _ERRORS as exc:
-            self._gate.failed(exc)
+            taken = bool(
+                await _SCRIPT.arun(self._aclients.get(), [self.key], self._args("enter", token))
+            )
+        except Exception as exc:  # any client failure, a closed loop included
+            self._gate.failed(StoreUnavailable(str(exc)))
             return None
         self._gate.succeeded()
         return taken
@@ -93,6 +90,7 @@ class SharedBulkheadGate(BulkheadGate):
             if taken is None:
                 return super().enter(max(0.0, deadline - time.monotonic()))
             if taken:
+                self._held += 1
                 return token
             if time.monotonic() + pause > deadline:
                 self.rejected += 1
@@ -110,6 +108,7 @@ class SharedBulkheadGate(BulkheadGate):
             if taken is None:
                 return await super().aenter(max(0.0, deadline - time.monotonic()))
             if taken:
+                self._held += 1
                 return token
             if time.monotonic() + pause > deadline:
                 self.rejected += 1
@@ -125,16 +124,31 @@ class SharedBulkheadGate(BulkheadGate):
     async def aclose(self) -> None:
         """Close both clients."""
         self.close()
-        if self._aclient is not None:
-            await self._aclient.aclose()
+        await self._aclients.aclose()
 
     def leave(self, slot: object = True) -> None:
         if not isinstance(slot, str):  # a local slot, taken while Redis was away
             super().leave(slot)
             return
+        self._held -= 1
         try:
             if self._client is None:
                 self._client = connect_redis(self._url, timeout=self._timeout)
             _SCRIPT.run(self._client, [self.key], ["leave", "", slot])
         except _ERRORS as exc:  # the lease expires by itself
             self._gate.failed(exc)
+
+    async def aleave(self, slot: object = True) -> None:
+        if not isinstance(slot, str):
+            super().leave(slot)
+            return
+        self._held -= 1
+        try:
+            await _SCRIPT.arun(self._aclients.get(), [self.key], ["leave", "", slot])
+        except Exception as exc:  # the lease expires by itself
+            self._gate.failed(StoreUnavailable(str(exc)))
+
+    @property
+    def in_flight(self) -> int:
+        """Slots this process holds now (shared leases and local fallback slots)."""
+        return self._held + self._in_use
