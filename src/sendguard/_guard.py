@@ -29,6 +29,7 @@ from sendguard.ratelimit._headers import (
     policy_value,
     problem_body,
     ratelimit_fields,
+    ratelimit_value,
     retry_after_value,
 )
 from sendguard.ratelimit._limiter import Decision, Limit, OnStoreFailure, RateLimiter
@@ -109,6 +110,8 @@ class BoundRoute:
     exempt: bool = False
     policy_header: str = ""
     """The RateLimit-Policy value (the same for every request of the route)."""
+    policy_field: tuple[bytes, bytes] = (b"", b"")
+    """The same, as an encoded ASGI header."""
     outcomes: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     """Requests admitted, limited, refused by the breaker, refused by the bulkhead."""
 
@@ -127,6 +130,12 @@ class Pass:
     def headers(self) -> list[tuple[str, str]]:
         """The RateLimit fields for the response."""
         return ratelimit_fields(self.decision, self.route.policy_header)
+
+    def asgi_headers(self) -> list[tuple[bytes, bytes]]:
+        """The RateLimit fields as encoded ASGI headers (lower-case names)."""
+        if not self.decision.limits:
+            return []
+        return [self.route.policy_field, (b"ratelimit", ratelimit_value(self.decision).encode())]
 
 
 class Refusal(Exception):
@@ -298,6 +307,9 @@ class Guard:
                 key=policy.key or self.key,
                 exempt=policy.is_exempt,
                 policy_header=policy_value(limits) if limits else "",
+                policy_field=(b"ratelimit-policy", policy_value(limits).encode("latin-1"))
+                if limits
+                else (b"", b""),
             )
             return made
 
@@ -409,29 +421,43 @@ class Guard:
     async def aenter(
         self, request: RequestInfo, key: str | None = None, bound: BoundRoute | None = None
     ) -> Pass:
-        """`enter` for coroutines (ASGI): store round trips and waits are awaited."""
+        """`enter` for coroutines (ASGI): store round trips and waits are awaited.
+
+        Steps that need no I/O (counts in process, a plainly closed breaker, a free local
+        bulkhead slot) are taken without awaiting.
+        """
         route = bound or self.bound(request.route)
         start = self.clock.monotonic()
-        decision = await self.limiter.acheck(
-            self._key(route, request, key), route.limits, route.cost
-        )
+        limiter = self.limiter
+        who = self._key(route, request, key)
+        if limiter.in_process:
+            decision = limiter.check(who, route.limits, route.cost)
+        else:
+            decision = await limiter.acheck(who, route.limits, route.cost)
         if not decision.allowed:
             raise self._limited(route, decision)
         breaker, ticket = route.breaker, -1
         if breaker is not None:
-            try:
-                ticket = await breaker.aadmit(start)
-            except BreakerOpen as error:
-                raise self._refuse(route, error, decision) from None
+            fast = breaker.admit_fast(start)
+            if fast is not None:
+                ticket = fast
+            else:
+                try:
+                    ticket = await breaker.aadmit(start)
+                except BreakerOpen as error:
+                    raise self._refuse(route, error, decision) from None
         slot = None
-        if route.gate is not None:
-            try:
-                slot = await route.gate.aenter()
-            finally:
-                if slot is None and breaker is not None:  # refused or cancelled
-                    breaker.finish(ticket, Outcome.IGNORED, 0.0)
+        gate = route.gate
+        if gate is not None:
+            slot = gate.try_enter()
             if slot is None:
-                raise self._refuse(route, self._full(route), decision)
+                try:
+                    slot = await gate.aenter()
+                finally:
+                    if slot is None and breaker is not None:  # refused or cancelled
+                        breaker.finish(ticket, Outcome.IGNORED, 0.0)
+                if slot is None:
+                    raise self._refuse(route, self._full(route), decision)
         route.outcomes[0] += 1
         return Pass(route, decision, ticket, start, slot)
 
@@ -454,11 +480,18 @@ class Guard:
 
     async def aleave(self, p: Pass, status: int | None, error: BaseException | None = None) -> None:
         """`leave` for coroutines."""
-        if p.slot is not None and p.route.gate is not None:
-            await p.route.gate.aleave(p.slot)
-        if p.route.breaker is not None:
+        gate = p.route.gate
+        if p.slot is not None and gate is not None:
+            if gate.local:
+                gate.leave(p.slot)
+            else:
+                await gate.aleave(p.slot)
+        breaker = p.route.breaker
+        if breaker is not None:
             elapsed = self.clock.monotonic() - p.start
-            await p.route.breaker.afinish(p.ticket, self._outcome(p, status, error), elapsed)
+            outcome = self._outcome(p, status, error)
+            if not breaker.finish_fast(p.ticket, outcome, elapsed):
+                await breaker.afinish(p.ticket, outcome, elapsed)
 
     def route(self, pattern: str, *, key: Callable[..., object] | None = None) -> Callable[[F], F]:
         """Decorate a handler (``def`` or ``async def``) with the policy of route `pattern`.

@@ -128,7 +128,7 @@ class GuardMiddleware:
         except Refusal as refusal:
             await _send_refusal(send, refusal)
             return
-        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in admitted.headers()]
+        extra = admitted.asgi_headers()
         status: list[int] = []
 
         async def send_with_headers(message: Message) -> None:

@@ -314,6 +314,15 @@ class CircuitBreaker:
             return UNRECORDED
         raise self._reject(now)
 
+    def admit_fast(self, now: float) -> int | None:
+        """The ticket of a plainly closed breaker with no refresh due, else None (then
+        call `admit` or `aadmit`)."""
+        return self._machine.closed_ticket if now < self._fast_until else None
+
+    def finish_fast(self, ticket: int, outcome: Outcome, elapsed: float) -> bool:
+        """Record a plain success without the lock; False if `finish` must do it."""
+        return self._fast_success(ticket, outcome, elapsed)
+
     def admit(self, now: float) -> int:
         """Decide a call's fate: a ticket to pass to `finish`, or raise `BreakerOpen`."""
         if now < self._fast_until:

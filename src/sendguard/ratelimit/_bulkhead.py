@@ -99,6 +99,20 @@ class BulkheadGate:
             self.rejected += 1
             return False
 
+    def try_enter(self) -> object | None:
+        """Take a free slot without waiting, or None (a shared gate always says None here:
+        its slots are in Redis, so callers go through `enter`/`aenter`)."""
+        with self._lock:
+            if self._in_use < self.capacity and not self._queue:
+                self._in_use += 1
+                return True
+        return None
+
+    @property
+    def local(self) -> bool:
+        """True when slots are counted in this process only."""
+        return True
+
     def enter(self, max_wait: float | None = None) -> object | None:
         """Take a slot, waiting up to `max_wait` (default: the policy's).
 

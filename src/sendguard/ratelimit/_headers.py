@@ -15,7 +15,13 @@ from collections.abc import Sequence
 
 from sendguard.ratelimit._limiter import Decision, Limit
 
-__all__ = ["problem_body", "ratelimit_fields", "retry_after_value"]
+__all__ = [
+    "policy_value",
+    "problem_body",
+    "ratelimit_fields",
+    "ratelimit_value",
+    "retry_after_value",
+]
 
 
 def _policy_item(limit: Limit) -> str:
@@ -28,6 +34,14 @@ def policy_value(limits: tuple[Limit, ...]) -> str:
     return ", ".join(_policy_item(limit) for limit in limits)
 
 
+def ratelimit_value(decision: Decision) -> str:
+    """The ``RateLimit`` value: each limit's remaining ``r`` and seconds to reset ``t``."""
+    return ", ".join(
+        f'"{limit.name}";r={s.remaining};t={math.ceil(s.reset)}'
+        for limit, s in zip(decision.limits, decision.states, strict=True)
+    )
+
+
 def ratelimit_fields(decision: Decision, policy: str = "") -> list[tuple[str, str]]:
     """``RateLimit-Policy`` and ``RateLimit`` for a decision (nothing when no limits).
 
@@ -36,11 +50,7 @@ def ratelimit_fields(decision: Decision, policy: str = "") -> list[tuple[str, st
     if not decision.limits:
         return []
     policy = policy or policy_value(decision.limits)
-    state = ", ".join(
-        f'"{limit.name}";r={s.remaining};t={math.ceil(s.reset)}'
-        for limit, s in zip(decision.limits, decision.states, strict=True)
-    )
-    return [("RateLimit-Policy", policy), ("RateLimit", state)]
+    return [("RateLimit-Policy", policy), ("RateLimit", ratelimit_value(decision))]
 
 
 def retry_after_value(seconds: float) -> str:

@@ -11,6 +11,7 @@ after a backoff and a telemetry event says what happened.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
@@ -123,6 +124,11 @@ class RateLimiter:
         self._digests: dict[str, tuple[str, float]] = {}
 
     @property
+    def in_process(self) -> bool:
+        """True when counts live in this process (no store round trip to await)."""
+        return self.backend is self._local
+
+    @property
     def shared(self) -> bool:
         """True when the backend is a shared store that is currently answering."""
         return self.backend is not self._local and not self._gate.is_down
@@ -154,6 +160,28 @@ class RateLimiter:
             wait = 0.0 if allowed else max(1.0, self._gate.base)
             return Decision(allowed, tuple(limits), states, wait, True, not allowed)
         allowed, seen = outcome
+        if allowed:  # the common case, without a call per limit
+            states = tuple(
+                LimitState(
+                    lim.rate,
+                    True,
+                    max(
+                        0,
+                        math.floor(
+                            lim.rate.amount
+                            - c.previous * max(0.0, 1.0 - c.elapsed / lim.rate.seconds)
+                            - c.current
+                            - cost
+                        ),
+                    ),
+                    max(0.0, lim.rate.seconds - c.elapsed),
+                    0.0,
+                )
+                for lim, c in zip(limits, seen, strict=True)
+            )
+            return Decision(
+                True, limits if isinstance(limits, tuple) else tuple(limits), states, 0.0
+            )
         states = tuple(
             state_of(lim.rate, counts, cost, allowed)
             for lim, counts in zip(limits, seen, strict=True)

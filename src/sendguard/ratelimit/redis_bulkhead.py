@@ -148,6 +148,13 @@ class SharedBulkheadGate(BulkheadGate):
         except Exception as exc:  # the lease expires by itself
             self._gate.failed(StoreUnavailable(str(exc)))
 
+    def try_enter(self) -> object | None:
+        return None
+
+    @property
+    def local(self) -> bool:
+        return False
+
     @property
     def in_flight(self) -> int:
         """Slots this process holds now (shared leases and local fallback slots)."""
