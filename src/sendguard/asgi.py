@@ -14,12 +14,12 @@ patterns. The raw path never becomes a key.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from sendguard._guard import Guard, Refusal
 
-__all__ = ["GuardMiddleware", "starlette_template"]
+__all__ = ["GuardMiddleware", "ScopeHeaders", "starlette_template"]
 
 _MISSING = object()
 
@@ -28,6 +28,47 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ScopeHeaders(Mapping[str, str]):
+    """An ASGI scope's headers as a read-only mapping, decoded only when looked at.
+
+    Names are matched case-insensitively (give them in lower case); a repeated header
+    gives its first value.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._decoded: dict[str, str] | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:  # the one call key functions make
+        wanted = key.encode("latin-1")
+        for name, value in self._raw:
+            if name == wanted or name.lower() == wanted:
+                return value.decode("latin-1")
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return str(found)
+
+    def _all(self) -> dict[str, str]:
+        if self._decoded is None:
+            decoded: dict[str, str] = {}
+            for name, value in self._raw:
+                decoded.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+            self._decoded = decoded
+        return self._decoded
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def _find_routes(app: object) -> list[Any] | None:
@@ -120,7 +161,7 @@ class GuardMiddleware:
         if bound.exempt:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = ScopeHeaders(scope["headers"])
         client = scope.get("client")
         request = guard.request(method, path, headers, client[0] if client else None, route=route)
         try:

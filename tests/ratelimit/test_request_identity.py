@@ -51,3 +51,25 @@ def test_key_functions():
     assert by_client_ip(req) == "ip:1.1.1.1"
     bare = RequestInfo("GET", "/x", "GET /x", {}, "1.1.1.1")
     assert by_api_key(bare) is None
+
+
+def test_asgi_scope_headers_are_a_lazy_case_insensitive_mapping():
+    from sendguard.asgi import ScopeHeaders
+
+    raw = [
+        (b"Authorization", b"Bearer t"),
+        (b"x-forwarded-for", b"1.2.3.4"),
+        (b"X-Dup", b"a"),
+        (b"x-dup", b"b"),
+    ]
+    headers = ScopeHeaders(raw)
+    assert headers.get("authorization") == "Bearer t"
+    assert headers["x-forwarded-for"] == "1.2.3.4"
+    assert headers.get("missing", "-") == "-"
+    assert dict(headers) == {
+        "authorization": "Bearer t",
+        "x-forwarded-for": "1.2.3.4",
+        "x-dup": "a",
+    }
+    with pytest.raises(KeyError):
+        headers["nope"]

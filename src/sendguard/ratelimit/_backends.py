@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import ConfigError, StoreUnavailable
 from sendguard.ratelimit._rates import Rate
-from sendguard.ratelimit._window import Counts, advance
+from sendguard.ratelimit._window import Counts
 
 __all__ = ["LimitBackend", "LimitsLibraryBackend", "MemoryLimitBackend"]
 
@@ -86,7 +86,13 @@ class MemoryLimitBackend:
                 entry = data.get(key)
                 if entry is None:
                     entry = data[key] = [idx, 0, 0, w]
-                prev, curr = advance(int(entry[0]), int(entry[1]), int(entry[2]), idx)
+                    prev = curr = 0
+                elif entry[0] == idx:
+                    prev, curr = int(entry[1]), int(entry[2])
+                elif entry[0] + 1 == idx:  # the window rolled over: current becomes previous
+                    prev, curr = int(entry[2]), 0
+                else:
+                    prev = curr = 0
                 elapsed = start - idx * w
                 if prev * max(0.0, 1.0 - elapsed / w) + curr + cost > rate.amount:
                     allowed = False

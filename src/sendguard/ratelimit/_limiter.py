@@ -122,6 +122,7 @@ class RateLimiter:
         )
         self._gate = StoreGate(self.backend.label, "ratelimit", self.telemetry, clock=clock)
         self._digests: dict[str, tuple[str, float]] = {}
+        self._key_cache: dict[tuple[str, int], tuple[list[str], float, Sequence[Limit]]] = {}
 
     @property
     def in_process(self) -> bool:
@@ -132,6 +133,19 @@ class RateLimiter:
     def shared(self) -> bool:
         """True when the backend is a shared store that is currently answering."""
         return self.backend is not self._local and not self._gate.is_down
+
+    def _keys(self, key: str, limits: Sequence[Limit]) -> tuple[list[str], float]:
+        """Storage keys and window phase of `key` under `limits` (cached per route)."""
+        cache_key = (key, id(limits))
+        found = self._key_cache.get(cache_key)
+        if found is not None and found[2] is limits:
+            return found[0], found[1]
+        digest, phase = self._digest(key)
+        keys = [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
+        if len(self._key_cache) >= 65_536:
+            self._key_cache.clear()
+        self._key_cache[cache_key] = (keys, phase, limits)
+        return keys, phase
 
     def _digest(self, key: str) -> tuple[str, float]:
         """The key's digest (never the key itself goes to storage) and its window phase."""
@@ -222,8 +236,7 @@ class RateLimiter:
         """Count a request of `cost` by `key` under `limits` (all or none); decide."""
         if not limits:
             return Decision(True, (), (), 0.0)
-        digest, phase = self._digest(key)
-        keys = [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
+        keys, phase = self._keys(key, limits)
         if self._use_store():
             try:
                 outcome = self.backend.hit(keys, [lim.rate for lim in limits], cost, phase)
@@ -236,8 +249,7 @@ class RateLimiter:
         """`check` for coroutines: the store round trip is awaited."""
         if not limits:
             return Decision(True, (), (), 0.0)
-        digest, phase = self._digest(key)
-        keys = [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
+        keys, phase = self._keys(key, limits)
         if self._use_store():
             try:
                 outcome = await self.backend.ahit(keys, [lim.rate for lim in limits], cost, phase)
