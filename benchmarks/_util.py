@@ -29,6 +29,7 @@ import redis
 __all__ = [
     "ASGIApp",
     "CountingConnection",
+    "Measured",
     "RoundTrips",
     "Timing",
     "WrkResult",
@@ -41,6 +42,7 @@ __all__ = [
     "http_scope",
     "pin_cpus",
     "profile_async",
+    "run_python_measured",
     "run_wrk",
     "start_server_process",
     "stop_process",
@@ -340,3 +342,46 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- child processes measured: wall time and peak RSS ---------------------------------------
+
+_PEAK_RSS_PRELUDE = """\
+import atexit as _atexit, sys as _sys
+def _report_peak_rss():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    print(f"__peak_rss_kib__ {peak}", file=_sys.stderr, flush=True)
+_atexit.register(_report_peak_rss)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """What one child process printed, how long it ran and its peak resident memory."""
+
+    stdout: str
+    seconds: float
+    peak_rss_mb: float
+
+
+def run_python_measured(
+    code: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 600.0
+) -> Measured:
+    """Run ``python -c code args...``; its peak RSS is its own ``VmHWM`` (Linux), reported
+    by the child itself at exit.
+
+    Not ``wait4``'s ``ru_maxrss``: Linux carries the parent's high-water mark across fork
+    and exec, so a child of a large benchmark process would report the parent's peak.
+    """
+    import sys  # (appended helper: keeps the module's header untouched)
+
+    cmd = [sys.executable, "-c", _PEAK_RSS_PRELUDE + code, *args]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(env) if env else None,
+                          timeout=timeout, check=False)  # fmt: skip
+    seconds = time.perf_counter() - start
+    found = re.search(r"__peak_rss_kib__ (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"child failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return Measured(done.stdout, seconds, int(found.group(1)) / 1024)

@@ -12,6 +12,7 @@ PACKAGES = [
     "sendguard.backoff",
     "sendguard.breakers",
     "sendguard.health",
+    "sendguard.jobs",
     "sendguard.ratelimit",
     "sendguard.testing",
 ]
@@ -55,7 +56,7 @@ def test_the_root_does_not_import_optional_dependencies():
 
     code = (
         "import sys, sendguard, sendguard.breakers, sendguard.backoff, sendguard.ratelimit, "
-        "sendguard.health; "
+        "sendguard.health, sendguard.jobs; "
         "bad = [m for m in ('redis', 'psycopg', 'psycopg_pool', 'httpx', 'pybreaker', 'rq', "
         "'celery', 'cryptography') "
         "if m in sys.modules]; "

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 from sendguard._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from sendguard._core.config import make_rng
 from sendguard._core.durations import format_duration
-from sendguard._core.errors import BreakerOpen, StoreUnavailable
+from sendguard._core.errors import BreakerOpen
 from sendguard._core.store import StoreGate
 from sendguard._core.telemetry import Telemetry
 from sendguard.breakers._events import BreakerRejected, BreakerTransition
+from sendguard.breakers._link import StoreLink, view_of
 from sendguard.breakers._machine import Admit, BreakerMachine
 from sendguard.breakers._policy import Breaker, Mode, Outcome, State
 from sendguard.breakers._store import (
@@ -100,13 +101,19 @@ class CircuitBreaker:
         self._rng = make_rng(rng)
         self._lock = threading.Lock()
         self._machine = BreakerMachine(policy)
-        self._local = local or MemoryBreakerStore(clock, label="local")
+        local = local or MemoryBreakerStore(clock, label="local")
         # A dry run (metrics-only) or a disabled breaker keeps its state to this process:
         # publishing its trips would make enforcing processes refuse calls.
         shared = store if policy.mode is Mode.ENFORCE else None
-        self._store: BreakerStore = shared or self._local
-        self._gate = gate or StoreGate(self._store.label, "breaker", self.telemetry, clock=clock)
-        self._source: object = self._store
+        chosen: BreakerStore = shared or local
+        self._link = StoreLink(
+            name,
+            chosen,
+            local,
+            gate or StoreGate(chosen.label, "breaker", self.telemetry, clock=clock),
+            snapshot=self._snapshot_now,
+            pending_trip=self._pending_trip,
+        )
         self._next_sync = 0.0
         self._plain = policy.classify_result is None
         self._slow = policy.slow_call_duration
@@ -158,7 +165,7 @@ class CircuitBreaker:
     @property
     def shared(self) -> bool:
         """True while the breaker is using its shared store (not the local fallback)."""
-        return self._source is self._store and self._store is not self._local
+        return self._link.shared
 
     def refresh(self) -> SharedView:
         """Read the shared state now (one store round trip) and adopt it.
@@ -168,88 +175,31 @@ class CircuitBreaker:
         """
         return self._via(lambda s: s.read(self.name))
 
-    # --- store access with fallback ------------------------------------------------------
-
-    def _pick(self) -> BreakerStore:
-        if self._store is not self._local and self._gate.available():
-            return self._store
-        return self._local
-
-    def _switched(self, used: BreakerStore) -> bool:
-        if used is self._source:
-            return False
-        previous, self._source = self._source, used
-        if used is self._local and previous is self._store:
-            with self._lock:
-                self._local.seed(self.name, _snapshot(self._machine, self._now()))
-        return True
+    # --- store access (see `_link`) ----------------------------------------------------
 
     def _via(self, op: Callable[[BreakerStore], T]) -> T:
-        store = self._pick()
-        if store is not self._local:
-            try:
-                result = op(store)
-                if self._source is self._local:
-                    result = self._reconcile(store, result)
-            except StoreUnavailable as exc:
-                self._gate.failed(exc)
-                store = self._local
-                self._switched(store)
-                result = op(store)
-            else:
-                self._gate.succeeded()
-        else:
-            result = op(store)
-        self._adopt_result(result, self._switched(store))
+        result, switched = self._link.via(op)
+        self._adopt_result(result, switched)
         return result
 
     async def _avia(self, op: Callable[[AsyncBreakerStore], Awaitable[T]]) -> T:
-        store = self._pick()
-        if store is not self._local:
-            try:
-                result = await op(store)  # type: ignore[arg-type]
-                if self._source is self._local:
-                    result = await self._areconcile(store, result)  # type: ignore[arg-type]
-            except StoreUnavailable as exc:
-                self._gate.failed(exc)
-                store = self._local
-                self._switched(store)
-                result = await op(self._local)
-            else:
-                self._gate.succeeded()
-        else:
-            result = await op(self._local)
-        self._adopt_result(result, self._switched(store))
+        result, switched = await self._link.avia(op)
+        self._adopt_result(result, switched)
         return result
 
-    def _carry_over(self, result: object) -> tuple[int, float, int] | None:
-        """On the store's return: (generation, seconds, reopenings) to publish a local trip."""
-        view = result[1] if isinstance(result, tuple) else result
-        assert isinstance(view, SharedView)
+    def _pending_trip(self, view: SharedView) -> tuple[int, float, int] | None:
         m = self._machine
         remaining = m.open_until - self._now()
         if view.state is State.CLOSED and m.state is State.OPEN and remaining > 0:
             return view.generation, remaining, m.reopenings
         return None
 
-    def _reconcile(self, store: BreakerStore, result: T) -> T:
-        """The store is back: a breaker that opened while it was away opens there too."""
-        carry = self._carry_over(result)
-        if carry is None:
-            return result
-        view = store.trip(self.name, carry[0], carry[1], carry[2], "opened_while_store_down")
-        return (False, view) if isinstance(result, tuple) else view  # type: ignore[return-value]
-
-    async def _areconcile(self, store: AsyncBreakerStore, result: T) -> T:
-        carry = self._carry_over(result)
-        if carry is None:
-            return result
-        view = await store.atrip(self.name, carry[0], carry[1], carry[2], "opened_while_store_down")
-        return (False, view) if isinstance(result, tuple) else view  # type: ignore[return-value]
+    def _snapshot_now(self) -> SharedView:
+        with self._lock:
+            return _snapshot(self._machine, self._now())
 
     def _adopt_result(self, result: object, force: bool) -> None:
-        view = result[1] if isinstance(result, tuple) else result
-        assert isinstance(view, SharedView)
+        view = view_of(result)
         now = self._now()
         with self._lock:
             self._fold(now)
@@ -513,8 +463,11 @@ class CircuitBreaker:
     # trust that every worker sees it, so there is no quiet local fallback here.
 
     def _operate(self, op: Callable[[BreakerStore], SharedView]) -> None:
-        view = op(self._store)  # raises StoreUnavailable when the store is away
-        self._adopt_result(view, self._switched(self._store))
+        link = self._link
+        view = op(link.store)  # raises StoreUnavailable when the store is away
+        switched = link.source is not link.store
+        link.source = link.store
+        self._adopt_result(view, switched)
 
     def force_open(self, reason: str, *, for_: float | None = None) -> None:
         """Refuse every call, in every process sharing the store, for `for_` seconds.

@@ -7,9 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from sendguard.cli._breaker import register as register_breaker
+from sendguard.cli._cron import register as register_cron
 from sendguard.cli._db import register as register_db
 from sendguard.cli._drill import register as register_drill
 from sendguard.cli._health import register as register_health
+from sendguard.cli._jobs import register as register_jobs
 from sendguard.drills import get_drill, render, render_headline
 
 __all__ = ["build_parser", "main"]
@@ -17,8 +19,8 @@ __all__ = ["build_parser", "main"]
 ABOUT = """\
 sendguard puts reliability guards in front of web apps and email-sending pipelines:
 circuit breakers (per route, tenant and provider, shared by every worker through Redis),
-rate limits and bulkheads on every route, jittered retries with budgets, and health
-probes that see what users see. Each guard answers
+rate limits and bulkheads on every route, jittered retries with budgets, lean job
+payloads and idempotent sends, and health probes that see what users see. Each guard answers
 a real incident from email platforms' postmortems, and each has a drill that replays
 its incident twice, without the guard and with it, on simulated time.
 
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_breaker(commands)
     register_health(commands)
     register_db(commands)
+    register_jobs(commands)
+    register_cron(commands)
     return parser
 
 

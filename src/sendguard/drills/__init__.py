@@ -19,8 +19,11 @@ from types import MappingProxyType
 from sendguard.drills import (
     analytics_storm,
     connection_exhaustion,
+    cron_stall,
+    fat_jobs,
     polling_storm,
     provider_outage,
+    replay_duplicates,
     tls_expiry,
     traffic_burst,
 )
@@ -69,6 +72,9 @@ _ALL: tuple[Drill, ...] = (
     analytics_storm.DRILL,
     traffic_burst.DRILL,
     polling_storm.DRILL,
+    fat_jobs.DRILL,
+    cron_stall.DRILL,
+    replay_duplicates.DRILL,
     connection_exhaustion.DRILL,
     tls_expiry.DRILL,
 )
