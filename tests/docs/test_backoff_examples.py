@@ -7,30 +7,22 @@ errors. The doc must show each file verbatim, under its name, so the two cannot 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.docs._examples import Examples
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "backoff.md"
 EXAMPLES = ROOT / "docs" / "examples" / "backoff"
+EXAMPLES_SET = Examples("backoff")
 
 
 def run_example(name: str) -> list[str]:
-    """Run one example file; return its stdout lines (a non-zero exit fails the test)."""
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLES / name)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout.splitlines()
+    """Run one example in a fresh interpreter; return its stdout lines."""
+    return EXAMPLES_SET.run(name)
 
 
 def number_after(pattern: str, line: str) -> float:
@@ -173,18 +165,11 @@ def test_every_example_file_has_a_check():
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_the_doc_shows_each_example_verbatim_under_its_name(name):
-    doc = DOC.read_text(encoding="utf-8")
-    source = (EXAMPLES / name).read_text(encoding="utf-8")
-    block = f"`docs/examples/backoff/{name}`:\n\n```python\n{source}```\n"
-    assert block in doc, f"docs/backoff.md does not show {name} as it is on disk"
+    EXAMPLES_SET.assert_shown_verbatim(name)
 
 
 def test_every_python_block_in_the_doc_is_an_example_file():
-    doc = DOC.read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```$", doc, flags=re.DOTALL | re.MULTILINE)
-    sources = {p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py")}
-    assert len(blocks) == len(sources)
-    assert set(blocks) == sources
+    EXAMPLES_SET.assert_python_blocks_are_files()
 
 
 def test_the_quick_start_output_in_the_doc_is_what_it_prints():
@@ -200,29 +185,10 @@ def test_the_drill_table_in_the_doc_is_current():
     assert f"```text\n{render(DRILL.run(1.0))}\n```" in DOC.read_text(encoding="utf-8")
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'", pytrace=False)
-    return found
-
-
 def test_examples_pass_ruff():
-    run = subprocess.run(
-        [_tool("ruff"), "check", "docs/examples/backoff", "tests/docs/test_backoff_examples.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    EXAMPLES_SET.assert_ruff_clean(Path(__file__).relative_to(ROOT))
 
 
 @pytest.mark.slow
 def test_examples_pass_mypy_strict():
-    run = subprocess.run(
-        [_tool("mypy"), "--strict", "--no-error-summary", "docs/examples/backoff"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    EXAMPLES_SET.assert_mypy_strict()

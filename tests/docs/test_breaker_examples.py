@@ -7,35 +7,24 @@ The one Redis example runs against the test bed's real redis-server.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
+from tests.docs._examples import Examples
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "breakers.md"
 EXAMPLES = ROOT / "docs" / "examples" / "breakers"
+EXAMPLES_SET = Examples("breakers")
 
 
 def run_example(name: str, **env: str) -> list[str]:
-    """Run one example file; return its stdout lines (a non-zero exit fails the test)."""
-    environ = {k: v for k, v in os.environ.items() if k != "SENDGUARD_STORE"} | env
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLES / name)],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout.splitlines()
+    """Run one example in a fresh interpreter; return its stdout lines."""
+    return EXAMPLES_SET.run(name, **env)
 
 
 def number_after(pattern: str, lines: list[str]) -> float:
@@ -227,19 +216,11 @@ def test_every_example_file_has_a_check():
 
 @pytest.mark.parametrize("name", sorted({*CHECKS, REDIS_EXAMPLE}))
 def test_the_doc_shows_each_example_verbatim_under_its_name(name):
-    doc = DOC.read_text(encoding="utf-8")
-    source = (EXAMPLES / name).read_text(encoding="utf-8")
-    block = f"`docs/examples/breakers/{name}`:\n\n```python\n{source}```\n"
-    assert block in doc, f"docs/breakers.md does not show {name} as it is on disk"
+    EXAMPLES_SET.assert_shown_verbatim(name)
 
 
 def test_every_python_block_in_the_doc_is_an_example_file():
-    doc = DOC.read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```$", doc, flags=re.DOTALL | re.MULTILINE)
-    sources = {p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py")}
-    assert len(blocks) == len(sources)
-    for block in blocks:
-        assert block in sources, f"a Python block in the doc is no example file:\n{block}"
+    EXAMPLES_SET.assert_python_blocks_are_files()
 
 
 def test_the_doc_names_no_example_that_does_not_exist():
@@ -249,29 +230,10 @@ def test_the_doc_names_no_example_that_does_not_exist():
     assert named <= {p.name for p in EXAMPLES.glob("*.py")}
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'", pytrace=False)
-    return found
-
-
 def test_examples_pass_ruff():
-    run = subprocess.run(
-        [_tool("ruff"), "check", "docs/examples/breakers", "tests/docs/test_breaker_examples.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    EXAMPLES_SET.assert_ruff_clean(Path(__file__).relative_to(ROOT))
 
 
 @pytest.mark.slow
 def test_examples_pass_mypy_strict():
-    run = subprocess.run(
-        [_tool("mypy"), "--strict", "--no-error-summary", "docs/examples/breakers"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    EXAMPLES_SET.assert_mypy_strict()

@@ -6,10 +6,7 @@ file verbatim under its name. The Postgres example runs against the test bed's c
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,21 +23,18 @@ from sendguard.health import (
     TlsProbe,
     load_config,
 )
+from tests.docs._examples import Examples
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "health.md"
 EXAMPLES = ROOT / "docs" / "examples" / "health"
+EXAMPLES_SET = Examples("health")
 POSTGRES_EXAMPLE = "postgres.py"
 
 
 def run_example(name: str, **env: str) -> list[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SENDGUARD_")} | env
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLES / name)],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout.splitlines()
+    """Run one example in a fresh interpreter; return its stdout lines."""
+    return EXAMPLES_SET.run(name, **env)
 
 
 def check_quickstart(out: list[str]) -> None:
@@ -138,18 +132,11 @@ def test_every_example_file_has_a_check() -> None:
 
 @pytest.mark.parametrize("name", sorted({*CHECKS, POSTGRES_EXAMPLE, "guard.toml"}))
 def test_the_doc_shows_each_example_verbatim_under_its_name(name: str) -> None:
-    doc = DOC.read_text(encoding="utf-8")
-    source = (EXAMPLES / name).read_text(encoding="utf-8")
-    lang = "toml" if name.endswith(".toml") else "python"
-    assert f"`docs/examples/health/{name}`:\n\n```{lang}\n{source}```\n" in doc
+    EXAMPLES_SET.assert_shown_verbatim(name)
 
 
 def test_every_python_block_in_the_doc_is_an_example_file() -> None:
-    doc = DOC.read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```$", doc, flags=re.DOTALL | re.MULTILINE)
-    sources = {p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py")}
-    assert len(blocks) == len(sources)
-    assert all(block in sources for block in blocks)
+    EXAMPLES_SET.assert_python_blocks_are_files()
 
 
 def test_the_doc_has_the_role_sql_for_15_and_16() -> None:

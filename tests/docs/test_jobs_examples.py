@@ -7,38 +7,25 @@ The Redis and Postgres examples run against the test bed's real servers.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
+from tests.docs._examples import Examples
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "jobs.md"
 EXAMPLES = ROOT / "docs" / "examples" / "jobs"
+EXAMPLES_SET = Examples("jobs")
 DOC_TEXT = DOC.read_text(encoding="utf-8")
 
 
 def run_example(name: str, **env: str) -> list[str]:
-    """Run one example file; return its stdout lines (a non-zero exit fails the test)."""
-    environ = {
-        k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SENDGUARD_LEDGER_STORE")
-    } | env
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLES / name)],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout.splitlines()
+    """Run one example in a fresh interpreter; return its stdout lines."""
+    return EXAMPLES_SET.run(name, **env)
 
 
 # --- one check per example file --------------------------------------------------------
@@ -194,16 +181,11 @@ def test_every_example_file_has_a_check():
 
 @pytest.mark.parametrize("name", sorted({*CHECKS, *SERVER_EXAMPLES}))
 def test_the_doc_shows_each_example_verbatim_under_its_name(name):
-    source = (EXAMPLES / name).read_text(encoding="utf-8")
-    block = f"`docs/examples/jobs/{name}`:\n\n```python\n{source}```\n"
-    assert block in DOC_TEXT, f"docs/jobs.md does not show {name} as it is on disk"
+    EXAMPLES_SET.assert_shown_verbatim(name)
 
 
 def test_every_python_block_in_the_doc_is_an_example_file():
-    blocks = re.findall(r"^```python\n(.*?)^```$", DOC_TEXT, flags=re.DOTALL | re.MULTILINE)
-    sources = {p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py")}
-    assert len(blocks) == len(sources)
-    assert all(block in sources for block in blocks)
+    EXAMPLES_SET.assert_python_blocks_are_files()
 
 
 def test_the_doc_shows_the_drill_tables_as_they_run():
@@ -213,17 +195,6 @@ def test_the_doc_shows_the_drill_tables_as_they_run():
         assert render(module.DRILL.run(1.0)) in DOC_TEXT
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'", pytrace=False)
-    return found
-
-
 def test_examples_pass_ruff_and_mypy_strict():
-    for cmd in (
-        [_tool("ruff"), "check", "docs/examples/jobs", "tests/docs/test_jobs_examples.py"],
-        [_tool("mypy"), "--strict", "--no-error-summary", "docs/examples/jobs"],
-    ):
-        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        assert run.returncode == 0, run.stdout + run.stderr
+    EXAMPLES_SET.assert_ruff_clean(Path(__file__).relative_to(ROOT))
+    EXAMPLES_SET.assert_mypy_strict()
