@@ -81,3 +81,29 @@ def test_testing_mode_makes_jitter_repeat():
 
     with set_testing():
         assert opened_for() == opened_for()
+
+
+def test_simulated_time_lets_each_task_sleep_on_its_own_schedule():
+    from sendguard.testing import LoopClock, SimulationStalled, simulate
+
+    clock = FakeClock(start=0.0)
+    shared = LoopClock(clock)
+
+    async def main() -> list[tuple[str, float]]:
+        woke: list[tuple[str, float]] = []
+
+        async def sleeper(name: str, seconds: float) -> None:
+            await shared.asleep(seconds)
+            woke.append((name, clock.monotonic()))
+
+        await asyncio.gather(sleeper("slow", 600), sleeper("fast", 5), sleeper("mid", 60))
+        return woke
+
+    # an hour-scale schedule, run instantly, each task on its own time
+    assert simulate(clock, main) == [("fast", 5.0), ("mid", 60.0), ("slow", 600.0)]
+
+    async def stuck() -> None:
+        await asyncio.Event().wait()  # nothing will ever set it
+
+    with pytest.raises(SimulationStalled):
+        simulate(clock, stuck)

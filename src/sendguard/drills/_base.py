@@ -16,16 +16,14 @@ concurrent senders and two-second timeouts runs in milliseconds and repeats exac
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-import selectors
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
-from sendguard._core.clock import FakeClock
 from sendguard._core.errors import ConfigError, SendguardError
+from sendguard.testing._simulation import SimulationStalled, simulate
 
 __all__ = [
     "MAX_SCALE",
@@ -67,10 +65,6 @@ class DrillUnavailable(SendguardError, RuntimeError):
     The message says what to install. ``sendguard drill --all`` lists such drills as
     skipped; running one by name fails with the message.
     """
-
-
-class SimulationStalled(SendguardError, RuntimeError):
-    """Every task of a simulation waits and no timer is due: it would never finish."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,44 +336,3 @@ def render_summary(results: Sequence[DrillResult]) -> str:
 
 
 # --- simulated time ----------------------------------------------------------------------
-
-
-class _JumpingSelector(selectors.DefaultSelector):
-    """A selector that, instead of waiting for a timer, moves the fake clock to it."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__()
-        self._clock = clock
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = super().select(0)
-        if ready or timeout == 0:
-            return ready
-        if timeout is None:
-            raise SimulationStalled("every task waits and no timer is due")
-        self._clock.advance(timeout)
-        return []
-
-
-class _SimulatedLoop(asyncio.SelectorEventLoop):
-    """An event loop whose time is a `FakeClock` that jumps to the next due timer."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__(_JumpingSelector(clock))
-        self._fake_clock = clock
-
-    def time(self) -> float:
-        return self._fake_clock.monotonic()
-
-
-def simulate(clock: FakeClock, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``main()`` to completion on an event loop that keeps time by `clock`.
-
-    ``asyncio.sleep``, ``asyncio.wait_for`` and every other timer run on simulated time:
-    when all tasks wait, the clock jumps to the next timer. Pass the same clock to the
-    guards under test. The coroutine must do no real I/O (nothing would wake it up).
-    Raises `SimulationStalled` if every task waits on something no timer will deliver.
-    It runs its own event loop, so call it from synchronous code.
-    """
-    with asyncio.Runner(loop_factory=lambda: _SimulatedLoop(clock)) as runner:
-        return runner.run(main())

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 from sendguard.backoff import PollTimeout, apoll
 from sendguard.drills._base import Drill, Goal, Metric, Value, simulate
-from sendguard.testing import FakeClock
+from sendguard.testing import FakeClock, LoopClock
 
-__all__ = ["DRILL", "LoopClock", "Route", "StormRun", "replay", "simulate_storm"]
+__all__ = ["DRILL", "Route", "StormRun", "replay", "simulate_storm"]
 
 FULL_MODALS = 300
 """Open modals at scale 1.0 (a smaller scale has fewer modals and fewer workers)."""
@@ -52,32 +52,6 @@ STORM_START, ROUTE_BACK, END = 30.0, 90.0, 240.0
 SLOW_QUEUE = 1.0
 """A request that waits this long in the queue means the route is still backed up."""
 SEED = 11
-
-
-class LoopClock:
-    """A `FakeClock`'s readings, with sleeps on the simulated event loop.
-
-    `FakeClock.asleep` moves the clock itself, which is right for one task but would
-    move it for every modal at once; under `simulate`, sleeping with `asyncio.sleep`
-    lets the loop advance the clock to each modal's own wake-up time instead.
-    """
-
-    __slots__ = ("fake",)
-
-    def __init__(self, fake: FakeClock) -> None:
-        self.fake = fake
-
-    def monotonic(self) -> float:
-        return self.fake.monotonic()
-
-    def wall(self) -> float:
-        return self.fake.wall()
-
-    def sleep(self, seconds: float) -> None:
-        raise RuntimeError("the simulated modals only sleep asynchronously")
-
-    async def asleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
 
 
 @dataclass(slots=True)

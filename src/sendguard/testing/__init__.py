@@ -4,6 +4,8 @@
 - `set_testing()`: guards built while it is on draw jitter from a seeded generator, so
   runs repeat exactly. Use it as a function or a context manager.
 - `Faults`: a switchboard that makes a dependency fail, slow down or recover on cue.
+- `simulate(clock, main)`: run asyncio code on simulated time (the clock jumps to the
+  next timer whenever every task waits); `LoopClock` lets many tasks sleep on it.
 
 The real-server fixtures live in `sendguard.testing.servers`.
 """
@@ -22,8 +24,18 @@ from sendguard._core.clock import SYSTEM_CLOCK, FakeClock
 from sendguard._core.clock import Clock as _Clock
 from sendguard._core.config import is_testing
 from sendguard._core.config import set_testing_flag as _set_testing_flag
+from sendguard.testing._simulation import LoopClock, SimulationStalled, simulate
 
-__all__ = ["FakeClock", "Faults", "InjectedFault", "is_testing", "set_testing"]
+__all__ = [
+    "FakeClock",
+    "Faults",
+    "InjectedFault",
+    "LoopClock",
+    "SimulationStalled",
+    "is_testing",
+    "set_testing",
+    "simulate",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
