@@ -283,3 +283,16 @@ def test_a_simulation_waiting_on_nothing_is_stalled_not_hung() -> None:
 
     with pytest.raises(SimulationStalled, match="no timer is due"):
         simulate(FakeClock(), main)
+
+
+def test_a_drill_missing_an_optional_package_is_unavailable_with_advice():
+    from sendguard.drills import DrillUnavailable
+
+    def replay(*, guarded: bool, scale: float) -> dict[str, Value]:
+        import sendguard_no_such_package  # type: ignore[import-not-found]  # noqa: F401
+
+        return {}
+
+    needy = make_drill(replay)  # type: ignore[arg-type]
+    with pytest.raises(DrillUnavailable, match=r"sendguard\[drills\]"):
+        needy.run(0.5)

@@ -245,7 +245,12 @@ class Drill:
 
     def measure(self, *, guarded: bool, scale: float) -> dict[str, Value]:
         """One run's values, checked to cover every metric of the drill."""
-        values = dict(self.replay(guarded=guarded, scale=scale))
+        try:
+            values = dict(self.replay(guarded=guarded, scale=scale))
+        except ModuleNotFoundError as absent:  # an optional package the drill builds on
+            raise DrillUnavailable(
+                f"it needs the {absent.name!r} package: pip install 'sendguard[drills]'"
+            ) from absent
         missing = [metric.key for metric in self.metrics if metric.key not in values]
         if missing:
             raise RuntimeError(f"drill {self.name!r} did not measure {missing!r}")

@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sendguard._core.errors import SendguardError
-from sendguard.drills._base import Drill, Goal, Metric, Value
+from sendguard.drills._base import Drill, DrillUnavailable, Goal, Metric, Value
 from sendguard.health import HealthRegistry, Status, TlsProbe
 
 __all__ = ["DOMAINS", "DRILL", "LocalCA", "MissingDependency", "TlsServer", "replay"]
@@ -36,7 +35,7 @@ __all__ = ["DOMAINS", "DRILL", "LocalCA", "MissingDependency", "TlsServer", "rep
 DAY = 86400.0
 
 
-class MissingDependency(SendguardError, RuntimeError):
+class MissingDependency(DrillUnavailable):
     """The drill needs a package that is not installed; the message says which."""
 
 
