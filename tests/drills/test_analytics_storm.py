@@ -7,13 +7,13 @@ import asyncio
 import pytest
 
 from sendguard.drills import DrillResult, render, simulate
+from sendguard.drills._asgi import call
 from sendguard.drills.analytics_storm import (
     CALM,
     DRILL,
     ConnectionPool,
     PoolTimeout,
     StormRun,
-    call,
     simulate_storm,
 )
 from sendguard.testing import FakeClock
@@ -131,7 +131,7 @@ def test_pool_forgets_a_cancelled_waiter() -> None:
     async def main() -> None:
         await pool.acquire()
         waiter = asyncio.create_task(pool.acquire())
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # simulated time: the waiter queues, no real waiting
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter

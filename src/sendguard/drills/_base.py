@@ -38,6 +38,7 @@ __all__ = [
     "Target",
     "UnknownDrill",
     "Value",
+    "percentile",
     "render",
     "render_headline",
     "render_summary",
@@ -273,6 +274,14 @@ class Drill:
 
 
 # --- plain-text tables -------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """Nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:

@@ -28,41 +28,28 @@ The helpers `call`, `Answer` and `percentile` drive any ASGI app in-process; the
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from sendguard import Breaker, Bulkhead, Guard, RoutePolicy
 from sendguard.asgi import GuardMiddleware
-from sendguard.drills._base import Drill, Goal, Metric, Value, simulate
+from sendguard.drills._asgi import Answer, ASGIApp, call
+from sendguard.drills._base import Drill, Goal, Metric, Value, percentile, simulate
 from sendguard.testing import FakeClock, set_testing
 
 __all__ = [
     "BASELINE",
     "DRILL",
     "ROUTES",
-    "Answer",
     "ConnectionPool",
     "PoolTimeout",
     "Record",
     "StormRun",
-    "call",
-    "percentile",
     "replay",
     "simulate_storm",
-]
-
-ASGIApp = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[MutableMapping[str, Any]]],
-        Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ],
-    Awaitable[None],
 ]
 
 ANALYTICS = "GET /v1/emails/{id}/analytics"
@@ -95,67 +82,6 @@ POLLERS = 24
 POLL_INTERVAL = 1.0
 """Seconds a poller waits after each answer before polling again (no backoff)."""
 SEED = 1
-
-
-# --- driving an ASGI app in-process --------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A response as a client sees it: its status and its ``Retry-After``, if any."""
-
-    status: int
-    retry_after: str | None
-
-    @property
-    def refused(self) -> bool:
-        """True for a guard's refusal: 429 or 503 telling the client when to retry."""
-        return self.status in (429, 503) and self.retry_after is not None
-
-
-async def call(
-    app: ASGIApp, path: str, *, client: str, headers: Sequence[tuple[str, str]] = ()
-) -> Answer:
-    """``GET path`` on `app` directly through ASGI, from address `client`.
-
-    An exception escaping the app is a 500 unless a response had already started.
-    """
-    scope: dict[str, Any] = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": b"", "client": (client, 40000), "server": ("drill", 80),
-        "headers": [(b"host", b"drill"), *((k.encode(), v.encode()) for k, v in headers)],
-    }  # fmt: skip
-    requested = False
-    status: list[int] = []
-    retry: list[str] = []
-
-    async def receive() -> MutableMapping[str, Any]:
-        nonlocal requested
-        if requested:
-            return {"type": "http.disconnect"}
-        requested = True
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-            retry.extend(v.decode() for k, v in message["headers"] if k.lower() == b"retry-after")
-
-    try:
-        await app(scope, receive, send)
-    except Exception:
-        if not status:
-            status.append(500)
-    return Answer(status[0] if status else 500, retry[0] if retry else None)
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """Nearest-rank percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 # --- the app -------------------------------------------------------------------------

@@ -18,7 +18,6 @@ once it recovers.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from dataclasses import dataclass
 from typing import Literal
@@ -33,7 +32,7 @@ from sendguard.breakers import (
     State,
     Window,
 )
-from sendguard.drills._base import Drill, Goal, Metric, Value, simulate
+from sendguard.drills._base import Drill, Goal, Metric, Value, percentile, simulate
 from sendguard.testing import FakeClock
 
 __all__ = ["DRILL", "POLICY", "OutageRun", "Timeline", "replay", "simulate_outage"]
@@ -170,11 +169,6 @@ def _messages(timeline: Timeline) -> list[Message]:
     ]
 
 
-def _percentile(sorted_values: list[float], share: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    return sorted_values[max(0, math.ceil(share * len(sorted_values)) - 1)]
-
-
 class _Sender:
     """The sending pipeline of one run: providers, the optional breaker, and what happened."""
 
@@ -276,8 +270,8 @@ def replay(*, guarded: bool, scale: float) -> dict[str, Value]:
     latencies = run.latencies()
     return {
         DELIVERED.key: len(run.deliveries),
-        P50.key: 1000 * _percentile(latencies, 0.50),
-        P95.key: 1000 * _percentile(latencies, 0.95),
+        P50.key: 1000 * (percentile(latencies, 0.50) or 0.0),
+        P95.key: 1000 * (percentile(latencies, 0.95) or 0.0),
         WORST.key: latencies[-1],
         WASTED.key: sum(call.wasted for call in run.primary_calls),
         DETECT.key: run.time_to_detect(),

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 from sendguard import Breaker, Guard, RoutePolicy
 from sendguard.asgi import GuardMiddleware
-from sendguard.drills._base import Drill, Goal, Metric, Value, simulate
-from sendguard.drills.analytics_storm import Answer, ASGIApp, call, percentile
+from sendguard.drills._asgi import Answer, ASGIApp, call
+from sendguard.drills._base import Drill, Goal, Metric, Value, percentile, simulate
 from sendguard.testing import FakeClock, set_testing
 
 __all__ = ["BASELINE", "DRILL", "BurstRun", "Overloaded", "Sent", "Server", "replay"]
