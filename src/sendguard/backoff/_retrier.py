@@ -181,6 +181,15 @@ class Retrier:
                 return result
         return self._run(fn, args, kwargs, start, attempt)  # type: ignore[no-any-return]
 
+    def _conclude(self, attempt: Attempt, run: RetryRun) -> Any:
+        """No more attempts: return the last one's result or raise its error."""
+        if attempt.retryable:
+            return self._exhausted(attempt, run)
+        if attempt.error is not None:
+            raise attempt.error
+        self.engine.succeeded(run.key, retried=True)
+        return attempt.result
+
     def _run(
         self,
         fn: Callable[..., Any],
@@ -195,12 +204,7 @@ class Retrier:
         while True:
             delay = engine.next_delay(run, attempt)
             if delay is None:
-                if attempt.retryable:
-                    return self._exhausted(attempt, run)
-                if attempt.error is not None:
-                    raise attempt.error
-                engine.succeeded(run.key, retried=True)
-                return attempt.result
+                return self._conclude(attempt, run)
             engine.clock.sleep(delay)
             try:
                 attempt = self._returned(fn(*args, **kwargs))
@@ -249,12 +253,7 @@ class Retrier:
         while True:
             delay = engine.next_delay(run, attempt)
             if delay is None:
-                if attempt.retryable:
-                    return self._exhausted(attempt, run)
-                if attempt.error is not None:
-                    raise attempt.error
-                engine.succeeded(run.key, retried=True)
-                return attempt.result
+                return self._conclude(attempt, run)
             await engine.clock.asleep(delay)
             timeout = engine.attempt_timeout(run.start, engine.now()) if self._timed else None
             try:
