@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from sendguard.testing import servers
+from sendguard.testing import _server_base
 from sendguard.testing.servers import (
     PostgresServer,
     RedisServer,
@@ -84,7 +84,7 @@ def test_redis_stop_then_start_reuses_port_and_cleans_up(restartable_redis: Redi
     assert log.exists()
     restartable_redis.stop()
     assert not log.parent.exists()
-    assert restartable_redis not in servers._live
+    assert restartable_redis not in _server_base._live
     restartable_redis.start()
     assert restartable_redis.port == port
     assert restartable_redis.ping()
