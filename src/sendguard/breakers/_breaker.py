@@ -14,8 +14,8 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from sendguard._core.config import make_rng
@@ -24,8 +24,10 @@ from sendguard._core.errors import BreakerOpen
 from sendguard._core.store import StoreGate
 from sendguard._core.telemetry import Telemetry
 from sendguard.breakers._events import BreakerRejected, BreakerTransition
+from sendguard.breakers._forms import CallForms
 from sendguard.breakers._link import StoreLink, view_of
 from sendguard.breakers._machine import Admit, BreakerMachine
+from sendguard.breakers._operator import OperatorControls
 from sendguard.breakers._policy import Breaker, Mode, Outcome, State
 from sendguard.breakers._store import (
     AsyncBreakerStore,
@@ -35,7 +37,7 @@ from sendguard.breakers._store import (
 )
 
 if TYPE_CHECKING:
-    from sendguard.breakers._calls import BreakerCall
+    pass
 
 __all__ = ["CircuitBreaker", "Stats"]
 
@@ -63,7 +65,7 @@ class Stats:
         return dict(zip(names, self.counts, strict=True))
 
 
-class CircuitBreaker:
+class CircuitBreaker(CallForms, OperatorControls):
     """One named circuit breaker. Usually obtained from a `BreakerRegistry`.
 
     Use it as a decorator (``@cb`` on ``def`` or ``async def``), a context manager
@@ -196,7 +198,7 @@ class CircuitBreaker:
 
     def _snapshot_now(self) -> SharedView:
         with self._lock:
-            return _snapshot(self._machine, self._now())
+            return self._machine.snapshot(self._now())
 
     def _adopt_result(self, result: object, force: bool) -> None:
         view = view_of(result)
@@ -428,76 +430,3 @@ class CircuitBreaker:
                 return result
         await self.afinish(ticket, self.outcome_of(result), self._now() - start)
         return result
-
-    @overload
-    def __call__(
-        self, fn: Callable[P, Coroutine[Any, Any, T]]
-    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
-
-    @overload
-    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
-
-    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate `fn` (``def`` or ``async def``) so its calls run through this breaker."""
-        from sendguard.breakers._calls import protect
-
-        return protect(self, fn)
-
-    def protect(self, *, fallback: Callable[..., Any] | None = None) -> Callable[[F], F]:
-        """A decorator like ``@cb`` whose refused calls return ``fallback(*args, **kwargs)``."""
-        from sendguard.breakers._calls import protect
-
-        def decorate(fn: F) -> F:
-            return cast(F, protect(self, fn, fallback))
-
-        return decorate
-
-    def guard(self) -> BreakerCall:
-        """A context manager (``with`` or ``async with``) that runs its body through the breaker."""
-        from sendguard.breakers._calls import BreakerCall
-
-        return BreakerCall(self)
-
-    # --- operator controls -------------------------------------------------------------
-    # These go to the shared store or fail: an operator told "forced open" must be able to
-    # trust that every worker sees it, so there is no quiet local fallback here.
-
-    def _operate(self, op: Callable[[BreakerStore], SharedView]) -> None:
-        link = self._link
-        view = op(link.store)  # raises StoreUnavailable when the store is away
-        switched = link.source is not link.store
-        link.source = link.store
-        self._adopt_result(view, switched)
-
-    def force_open(self, reason: str, *, for_: float | None = None) -> None:
-        """Refuse every call, in every process sharing the store, for `for_` seconds.
-
-        Raises `StoreUnavailable` if the shared store cannot be reached.
-        """
-        self._operate(lambda s: s.set_override(self.name, State.FORCED_OPEN, reason, for_))
-
-    def force_closed(self, reason: str, *, for_: float | None = None) -> None:
-        """Admit every call and record nothing, everywhere, for `for_` seconds."""
-        self._operate(lambda s: s.set_override(self.name, State.FORCED_CLOSED, reason, for_))
-
-    def clear_override(self) -> None:
-        """Remove a forced state; the breaker carries on from its machine state."""
-        self._operate(lambda s: s.set_override(self.name, None, "", None))
-
-    def reset(self) -> None:
-        """Clear any override and close the breaker with an empty window, everywhere."""
-        self._operate(lambda s: s.reset(self.name))
-
-
-def _snapshot(m: BreakerMachine, now: float) -> SharedView:
-    return SharedView(
-        state=m.state,
-        generation=m.generation,
-        open_remaining=max(0.0, m.open_until - now),
-        reopenings=m.reopenings,
-        override=m.override,
-        override_reason=m.override_reason,
-        override_remaining=None if m.override_until is None else max(0.0, m.override_until - now),
-        reason=m.reason,
-        probes_left=m.probes_left,
-    )

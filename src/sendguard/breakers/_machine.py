@@ -211,3 +211,21 @@ class BreakerMachine:
     def open_for(self, reopenings: int, draw: float) -> float:
         """How long to open for after `reopenings` reopenings in a row."""
         return self.policy.open_duration(reopenings, draw)
+
+    def snapshot(self, now: float) -> SharedView:
+        """This machine's state as a store view (the inverse of `adopt`): what a local
+        fallback store is seeded with when the shared store goes away."""
+        m = self
+        return SharedView(
+            state=m.state,
+            generation=m.generation,
+            open_remaining=max(0.0, m.open_until - now),
+            reopenings=m.reopenings,
+            override=m.override,
+            override_reason=m.override_reason,
+            override_remaining=None
+            if m.override_until is None
+            else max(0.0, m.override_until - now),
+            reason=m.reason,
+            probes_left=m.probes_left,
+        )
