@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from sendguard._core.config import make_rng
@@ -36,14 +36,9 @@ from sendguard.breakers._store import (
     SharedView,
 )
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["CircuitBreaker", "Stats"]
 
 T = TypeVar("T")
-P = ParamSpec("P")
-F = TypeVar("F", bound=Callable[..., Any])
 
 RUN, PROBE, UNRECORDED = 0, 1, 2
 """Ticket kinds, in the low two bits of a ticket; the generation is in the rest."""
