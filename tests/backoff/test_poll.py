@@ -130,7 +130,7 @@ def test_apoll_cuts_the_last_poll_off_at_the_deadline():
 
     async def hangs() -> bool:
         polls.append(clock.monotonic())
-        await asyncio.sleep(1000)
+        await asyncio.sleep(1000)  # a hung dependency, on simulated time
         return True
 
     async def main() -> float:

@@ -268,7 +268,7 @@ def test_simulated_timeouts_fire_on_the_fake_clock() -> None:
 
     async def main() -> str:
         try:
-            await asyncio.wait_for(asyncio.sleep(3600), 2.0)
+            await asyncio.wait_for(asyncio.sleep(3600), 2.0)  # simulated: returns at once
         except TimeoutError:
             return "timed out"
         return "answered"
