@@ -372,7 +372,10 @@ class Guard:
         breaker = p.route.breaker
         if breaker is not None:
             elapsed = self.clock.monotonic() - p.start
-            outcome = self._outcome(p, status, error)
+            if error is None and breaker.policy.classify_result is None:  # the usual case
+                outcome = Outcome.SUCCESS if status is None or status < 500 else Outcome.FAILURE
+            else:
+                outcome = self._outcome(p, status, error)
             if not breaker.finish_fast(p.ticket, outcome, elapsed):
                 await breaker.afinish(p.ticket, outcome, elapsed)
 

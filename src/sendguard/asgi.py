@@ -18,10 +18,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Mu
 from typing import Any
 
 from sendguard._guard import Guard, Refusal
+from sendguard._route_policy import BoundRoute
 
 __all__ = ["GuardMiddleware", "ScopeHeaders", "starlette_template"]
-
-_MISSING = object()
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -119,7 +118,7 @@ class GuardMiddleware:
         self.guard = guard
         self._template = template
         self._routes: list[Any] | bool | None = False  # False: not looked up yet
-        self._templates: dict[tuple[str, str], object] = {}
+        self._bound: dict[tuple[str, str], BoundRoute] = {}
 
     def _closing_on_shutdown(self, receive: Receive) -> Receive:
         async def receive_and_close() -> Message:
@@ -137,14 +136,25 @@ class GuardMiddleware:
             self._routes = _find_routes(self.app)
         if not isinstance(self._routes, list):
             return None
-        cache_key = (scope["method"], scope["path"])
-        cached = self._templates.get(cache_key, _MISSING)
-        if cached is _MISSING:
-            cached = starlette_template(self._routes, scope)
-            if len(self._templates) >= 4096:  # bounded: paths carry ids
-                self._templates.clear()
-            self._templates[cache_key] = cached
-        return cached if isinstance(cached, str) else None
+        return starlette_template(self._routes, scope)
+
+    def _route_of(self, scope: Scope) -> BoundRoute:
+        """The guarded route `scope` hits: found once per method and path, then cached
+        (a user's `template` function is asked every time)."""
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if self._template is not None:
+            guard = self.guard
+            return guard.bound(guard.route_name(method, path, self._template(scope)))
+        cache_key = (method, path)
+        found = self._bound.get(cache_key)
+        if found is None:
+            guard = self.guard
+            found = guard.bound(guard.route_name(method, path, self._template_of(scope)))
+            if len(self._bound) >= 4096:  # bounded: paths carry ids
+                self._bound.clear()
+            self._bound[cache_key] = found
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -154,16 +164,15 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         guard = self.guard
-        method: str = scope["method"]
-        path: str = scope["path"]
-        route = guard.route_name(method, path, self._template_of(scope))
-        bound = guard.bound(route)
+        bound = self._route_of(scope)
         if bound.exempt:
             await self.app(scope, receive, send)
             return
         headers = ScopeHeaders(scope["headers"])
         client = scope.get("client")
-        request = guard.request(method, path, headers, client[0] if client else None, route=route)
+        request = guard.request(
+            scope["method"], scope["path"], headers, client[0] if client else None, route=bound.name
+        )
         try:
             admitted = await guard.aenter(request, bound=bound)
         except Refusal as refusal:

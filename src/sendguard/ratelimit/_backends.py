@@ -23,9 +23,11 @@ from typing import Any, Protocol
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import ConfigError, StoreUnavailable
 from sendguard.ratelimit._rates import Rate
-from sendguard.ratelimit._window import Counts
+from sendguard.ratelimit._window import Counts, LimitState
 
 __all__ = ["LimitBackend", "LimitsLibraryBackend", "MemoryLimitBackend"]
+
+_new_state = tuple.__new__
 
 
 class LimitBackend(Protocol):
@@ -109,6 +111,47 @@ class MemoryLimitBackend:
         self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
     ) -> tuple[bool, list[Counts]]:
         return self.hit(keys, rates, cost, phase)
+
+    def admit(
+        self, keys: Sequence[str], rates: Sequence[Rate], cost: int, phase: float = 0.0
+    ) -> tuple[LimitState, ...] | None:
+        """`hit` for the common case, in one pass: every limit's state once `cost` is
+        counted under all of them, or None (nothing counted) if any has no room.
+
+        The same arithmetic as `hit` followed by `state_of`, without the intermediate
+        counts: this runs on every request of an in-process guard.
+        """
+        now = self._now()
+        data = self._data
+        states: list[LimitState] = []
+        rolled: list[tuple[list[float], int, float, float]] = []
+        with self._lock:
+            for key, rate in zip(keys, rates, strict=True):
+                w = rate.seconds
+                start = now - phase * w
+                idx = int(start // w)
+                entry = data.get(key)
+                if entry is None:
+                    entry = data[key] = [idx, 0, 0, w]
+                    prev = curr = 0.0
+                elif entry[0] == idx:
+                    prev, curr = entry[1], entry[2]
+                elif entry[0] + 1 == idx:
+                    prev, curr = entry[2], 0.0
+                else:
+                    prev = curr = 0.0
+                elapsed = start - idx * w
+                left = rate.amount - prev * (1.0 - elapsed / w) - curr - cost
+                if left < 0:
+                    return None
+                # tuple.__new__ skips the Python-level NamedTuple constructor.
+                states.append(_new_state(LimitState, (rate, True, int(left), w - elapsed, 0.0)))
+                rolled.append((entry, idx, prev, curr))
+            for entry, idx, prev, curr in rolled:
+                entry[0], entry[1], entry[2] = idx, prev, curr + cost
+            if len(data) > self.max_keys:
+                self._sweep(now)
+        return tuple(states)
 
     def _sweep(self, now: float) -> None:
         stale = [k for k, e in self._data.items() if int(now // e[3]) > e[0] + 2]

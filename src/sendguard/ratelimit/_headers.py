@@ -36,9 +36,12 @@ def policy_value(limits: tuple[Limit, ...]) -> str:
 
 def ratelimit_value(decision: Decision) -> str:
     """The ``RateLimit`` value: each limit's remaining ``r`` and seconds to reset ``t``."""
+    ceil = math.ceil
     return ", ".join(
-        f'"{limit.name}";r={s.remaining};t={math.ceil(s.reset)}'
-        for limit, s in zip(decision.limits, decision.states, strict=True)
+        [
+            f'"{limit.name}";r={s.remaining};t={ceil(s.reset)}'
+            for limit, s in zip(decision.limits, decision.states, strict=True)
+        ]
     )
 
 

@@ -77,6 +77,15 @@ class Decision(NamedTuple):
         return self.limits[i], self.states[i]
 
 
+_new_decision = tuple.__new__
+
+
+def _admitted(limits: Sequence[Limit], states: tuple[LimitState, ...]) -> Decision:
+    """An admitting decision, built without the NamedTuple's Python-level constructor."""
+    limits = limits if isinstance(limits, tuple) else tuple(limits)
+    return _new_decision(Decision, (True, limits, states, 0.0, False, False))
+
+
 def open_backend(
     store: str | LimitBackend | None, clock: Clock = SYSTEM_CLOCK, *, timeout: float
 ) -> LimitBackend:
@@ -115,7 +124,7 @@ class RateLimiter:
         self.telemetry = Telemetry(hooks)
         self.backend = open_backend(store, clock, timeout=timeout)
         self.on_store_failure: OnStoreFailure = on_store_failure
-        self._local: LimitBackend = (
+        self._local: MemoryLimitBackend = (
             self.backend
             if isinstance(self.backend, MemoryLimitBackend)
             else MemoryLimitBackend(clock, max_keys=max_keys)
@@ -237,6 +246,11 @@ class RateLimiter:
         if not limits:
             return Decision(True, (), (), 0.0)
         keys, phase = self._keys(key, limits)
+        if self.backend is self._local:  # in process: the one-pass common case first
+            states = self._local.admit(keys, [lim.rate for lim in limits], cost, phase)
+            if states is not None:
+                return _admitted(limits, states)
+            return self._without_store(keys, limits, cost, phase, None)
         if self._use_store():
             try:
                 outcome = self.backend.hit(keys, [lim.rate for lim in limits], cost, phase)
