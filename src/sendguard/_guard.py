@@ -200,7 +200,7 @@ class Guard:
         if policy.shared and self.store is not None and self.store.startswith(REDIS_SCHEMES):
             from sendguard.ratelimit.redis_bulkhead import SharedBulkheadGate
 
-            return SharedBulkheadGate(name, policy, self.store, self.telemetry)
+            return SharedBulkheadGate(name, policy, self.store, self.telemetry, clock=self.clock)
         return BulkheadGate(name, policy)
 
     # --- requests -----------------------------------------------------------------------

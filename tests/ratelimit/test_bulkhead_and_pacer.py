@@ -89,24 +89,52 @@ def test_a_timed_out_coroutine_leaves_the_queue():
 def test_shared_bulkheads_count_across_gates_and_leases_expire(redis_url, redis_client):
     from sendguard.ratelimit.redis_bulkhead import SharedBulkheadGate
 
-    policy = Bulkhead(2, shared=True, lease=0.2)
-    one = SharedBulkheadGate("GET /export", policy, redis_url, Telemetry([]))
-    two = SharedBulkheadGate("GET /export", policy, redis_url, Telemetry([]))
-    a, b = one.enter(), two.enter()
-    assert isinstance(a, str) and isinstance(b, str)
-    assert two.enter() is None  # the cap is shared: two slots in all
-    one.leave(a)
-    c = two.enter()
-    assert c is not None
-    # a holder that dies never gives its slot back; the lease frees it
-    assert redis_client.zcard(one.key) == 2
-    deadline = threading.Event()
-    for _ in range(100):
-        if two.enter(max_wait=0) is not None:
-            break
-        deadline.wait(0.01)
-    else:
-        pytest.fail("an expired lease was never freed")
+    clock = FakeClock(start=0.0, wall=1_000_000.0)
+    policy = Bulkhead(2, shared=True, lease=10.0)
+    one = SharedBulkheadGate("GET /export", policy, redis_url, Telemetry([]), clock=clock)
+    two = SharedBulkheadGate("GET /export", policy, redis_url, Telemetry([]), clock=clock)
+    try:
+        a, b = one.enter(), two.enter()
+        assert isinstance(a, str) and isinstance(b, str)
+        assert two.enter(max_wait=0) is None  # the cap is shared: two slots in all
+        one.leave(a)
+        c = two.enter()
+        assert c is not None
+        assert redis_client.zcard(one.key) == 2
+        # `two` dies holding both slots: nobody renews them, and the leases free them
+        two.close()
+        clock.advance(9.0)
+        assert one.enter(max_wait=0) is None
+        clock.advance(1.5)
+        assert isinstance(one.enter(max_wait=0), str)
+    finally:
+        one.close()
+        two.close()
+
+
+def test_shared_bulkhead_leases_held_by_a_live_process_are_renewed(redis_url, redis_client):
+    from sendguard.ratelimit.redis_bulkhead import SharedBulkheadGate
+
+    clock = FakeClock(start=0.0, wall=2_000_000.0)
+    policy = Bulkhead(1, shared=True, lease=10.0)
+    holder = SharedBulkheadGate("POST /import", policy, redis_url, Telemetry([]), clock=clock)
+    other = SharedBulkheadGate("POST /import", policy, redis_url, Telemetry([]), clock=clock)
+    try:
+        slot = holder.enter()
+        assert isinstance(slot, str)
+        assert holder._renewer is not None and holder._renewer.daemon
+        for _ in range(3):  # a call three leases long, renewed as it runs
+            clock.advance(8.0)
+            assert holder.renew() == 1
+            assert other.enter(max_wait=0) is None
+        assert redis_client.zscore(holder.key, slot) == pytest.approx(2_000_034_000)
+        holder.leave(slot)
+        assert holder.renew() == 0  # nothing held, nothing sent
+        assert isinstance(other.enter(max_wait=0), str)
+    finally:
+        holder.close()
+        other.close()
+    assert holder._renewer is not None and not holder._renewer.is_alive()
 
 
 def test_shared_bulkhead_falls_back_to_a_local_cap_without_redis():
