@@ -13,6 +13,7 @@ PACKAGES = [
     "sendguard.breakers",
     "sendguard.health",
     "sendguard.jobs",
+    "sendguard.pipeline",
     "sendguard.ratelimit",
     "sendguard.testing",
 ]

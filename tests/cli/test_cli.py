@@ -96,12 +96,17 @@ def test_drill_usage_errors_exit_2(argv: list[str], message: str, capsys: Captur
     assert captured.out == ""
 
 
-def test_demo_explains_then_runs_the_outage(capsys: Capture) -> None:
+@pytest.mark.slow
+def test_demo_explains_runs_the_pipeline_then_sums_up_every_drill(capsys: Capture) -> None:
+    from sendguard.drills import DRILLS
+
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("sendguard puts reliability guards")
-    assert out.index("sendguard puts") < out.index("drill provider-outage:")
-    assert out.rstrip().splitlines()[-1].startswith("provider-outage: PASS (6/6 targets met)")
+    assert out.index("sendguard puts") < out.index("duplicates at the sinks: 0")
+    summary = out[out.index("drill  ") :].splitlines()
+    assert [line.split()[0] for line in summary[2:]] == list(DRILLS)  # one row per drill
+    assert all(line.split()[1] == "PASS" for line in summary[2:])
 
 
 def test_python_dash_m_runs_the_command() -> None:

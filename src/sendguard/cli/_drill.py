@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from sendguard._core.errors import ConfigError
 from sendguard.drills import (
     DRILLS,
     MAX_SCALE,
+    Drill,
     DrillResult,
     DrillUnavailable,
     UnknownDrill,
@@ -17,7 +19,7 @@ from sendguard.drills import (
     render_summary,
 )
 
-__all__ = ["register"]
+__all__ = ["register", "run_all"]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,23 +57,43 @@ def _run(args: argparse.Namespace) -> int:
             drill.check_scale(args.scale)
     except (UnknownDrill, ConfigError) as exc:
         parser.error(str(exc))
+    if not args.all:
+        try:
+            result = drills[0].run(args.scale)
+        except DrillUnavailable as missing:
+            print(f"drill {drills[0].name}: cannot run here: {missing}", file=sys.stderr)
+            return 1
+        print(render(result))
+        return 0 if result.passed else 1
+    return run_all(drills, args.scale, tables=True)
+
+
+def run_all(drills: Sequence[Drill], scale: float = MAX_SCALE, *, tables: bool) -> int:
+    """Run `drills` one after another and end with one summary table.
+
+    With `tables`, each drill's own table is printed as it ends; without, one line per
+    drill says it ran. Drills that cannot run here (a missing package or server binary)
+    are listed after the summary. Returns 0 when every drill that ran met its targets.
+    """
     results: list[DrillResult] = []
     skipped: list[str] = []
     for drill in drills:
-        if results or skipped:
+        if tables and (results or skipped):
             print()
         try:
-            results.append(drill.run(args.scale))
+            result = drill.run(scale)
         except DrillUnavailable as missing:
             print(f"drill {drill.name}: cannot run here: {missing}", file=sys.stderr)
-            if not args.all:
-                return 1
             skipped.append(f"{drill.name} (cannot run here: {missing})")
             continue
-        print(render(results[-1]))
-    if args.all:
-        print()
-        print(render_summary(results))
-        for line in skipped:
-            print(f"skipped: {line}")
+        results.append(result)
+        if tables:
+            print(render(result))
+        else:
+            verdict = "PASS" if result.passed else "FAIL"
+            print(f"  {drill.name:<24} {verdict}", flush=True)
+    print()
+    print(render_summary(results))
+    for line in skipped:
+        print(f"skipped: {line}")
     return 0 if all(result.passed for result in results) else 1
