@@ -29,7 +29,7 @@ def test_mypy_strict_passes_on_src_tests_and_benchmarks():
 
 def test_ruff_passes():
     run = subprocess.run(
-        [_tool("ruff"), "check", "src", "tests", "benchmarks", "examples"],
+        [_tool("ruff"), "check", "src", "tests", "benchmarks", "examples", "scripts"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -3,7 +3,8 @@
 Each guard answers a real incident (see docs/): circuit breakers (`sendguard.breakers`),
 rate limits and bulkheads composed per route by `Guard` (`sendguard.ratelimit`, with
 `sendguard.asgi` and `sendguard.wsgi` middleware), jittered retries, budgets and pollers
-(`sendguard.backoff`), and, as they land, job guards and health probes. Every guard has a
+(`sendguard.backoff`), job guards (`sendguard.jobs`) and health probes (`sendguard.health`);
+`sendguard.pipeline` is a reference sending pipeline built from them. Every guard has a
 drill, ``sendguard drill NAME``, that replays its incident with and without it.
 """
 

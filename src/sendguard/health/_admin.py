@@ -53,7 +53,9 @@ class AdminConnection:
         dsn: a role allowed into reserved slots (see docs/health.md).
         statement_timeout: seconds any statement may run.
         connect_timeout: whole seconds to wait for a connection (libpq's minimum is 2).
-        backoff_base, backoff_cap: seconds between reconnection attempts (doubling).
+        backoff_base: seconds to wait after a failed connection before trying again;
+            doubles (with jitter) with each failure in a row.
+        backoff_cap: the longest wait, in seconds, between reconnection attempts.
         hooks: telemetry hooks for its down/recovered events.
     """
 

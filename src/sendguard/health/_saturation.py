@@ -141,7 +141,10 @@ class SaturationProbe(BaseProbe):
             fail 0.95).
         role: the application's role; when it has a CONNECTION LIMIT (the headroom
             fallback), its use of that limit counts too.
-        oldest_idle_in_transaction, longest_query: thresholds in seconds.
+        oldest_idle_in_transaction: thresholds, in seconds, on the age of the oldest idle
+            transaction (default warn at 60).
+        longest_query: thresholds, in seconds, on the longest running query (default warn
+            at 300).
         owns_admin: close `admin` when the probe is closed.
     """
 

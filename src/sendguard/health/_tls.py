@@ -33,7 +33,8 @@ class TlsProbe(BaseProbe):
     """The certificate `host` presents on `port`.
 
     Args:
-        warn_days, fail_days: days left at which the check warns and fails.
+        warn_days: days left at which the check warns.
+        fail_days: days left at which the check fails.
         cafile: trust these CAs instead of the system's.
         connect_to: the address to connect to (default: `host`); the hostname checked
             and sent as SNI is always `host`.

@@ -43,7 +43,9 @@ class PostgresServer(_Server):
         bindir: directory holding `initdb` and `pg_ctl`; default: looked up in `search_path`.
         search_path: directories to search instead of PATH + `/usr/lib/postgresql/*/bin`.
         port: a fixed port; default: a free one picked at the first `start()`.
-        max_connections, superuser_reserved_connections: server settings.
+        max_connections: the server's `max_connections` setting.
+        superuser_reserved_connections: the server's `superuser_reserved_connections`
+            setting (slots only a superuser may take).
         settings: further postgresql.conf settings, e.g. `{"statement_timeout": "5s"}`.
         os_user: the OS user to run as when we are root (default `postgres`, else `nobody`).
     """
