@@ -93,6 +93,12 @@ def test_inspect_one_queue_without_memory_usage(redis_client, backlog):
     assert report.largest[0].function == "tests.jobs._rq_tasks.boom"
 
 
+def test_inspect_with_top_zero_counts_without_ranking(redis_client, backlog):
+    report = inspect_backlog(redis_client, queues=["five_minutes"], memory=False, top=0)
+    assert report.jobs == 29 + 25 and report.data_bytes > 29 * FAT_BYTES
+    assert report.largest == () and report.functions == ()
+
+
 def test_a_registry_entry_whose_hash_is_gone_is_counted_as_missing(redis_client, backlog):
     redis_client.delete(f"rq:job:{backlog['lean'][0]}")
     report = inspect_backlog(redis_client, queues=["five_minutes"])

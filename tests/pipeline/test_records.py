@@ -131,6 +131,20 @@ def test_analytics_are_read_as_stored_and_refreshed_only_when_stale(records):
     )
 
 
+def test_an_outcome_without_a_provider_keeps_the_recorded_one(records):
+    email = records.create_email("Replayed", "body")
+    mailing = records.create_list("one", addresses(1))
+    [rid] = records.queue_deliveries(email.id, mailing.id)
+    records.record(email.id, [(rid, S.UNKNOWN, "primary", "no reply after the body")])
+    records.record(email.id, [(rid, S.UNKNOWN, None, "replayed: still unknown")])
+    [row] = records.deliveries(email.id)
+    assert (row.state, row.provider, row.detail) == (
+        S.UNKNOWN,
+        "primary",
+        "replayed: still unknown",
+    )
+
+
 def test_ten_thousand_recipients_are_created_queued_and_recorded_in_bulk(records):
     email = records.create_email("Big send", "body")
     started = time.perf_counter()

@@ -121,6 +121,8 @@ class _Totals:
         row[2] = max(row[2], info.data_bytes)
         self.order += 1
         item = (info.data_bytes, -self.order, info)
+        if not self.top:  # counts and bytes only: no largest jobs asked for
+            return
         if len(self.heap) < self.top:
             heapq.heappush(self.heap, item)
         elif item[:2] > self.heap[0][:2]:

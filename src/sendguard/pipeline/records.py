@@ -232,13 +232,18 @@ class Records:
         email_id: int,
         results: Sequence[tuple[int, DeliveryState, str | None, str]],
     ) -> None:
-        """Write outcomes: (recipient id, state, provider, detail) per message, one batch."""
+        """Write outcomes: (recipient id, state, provider, detail) per message, one batch.
+
+        A provider of None keeps the one already recorded: a replayed job whose ledger
+        entry is unknown learns no provider, and must not erase which one left it unknown.
+        """
         if not results:
             return
         now = self.clock.wall()
         with self.backend.transaction() as cursor:
             cursor.executemany(
-                "UPDATE deliveries SET state = ?, provider = ?, detail = ?, updated_at = ? "
+                "UPDATE deliveries SET state = ?, provider = COALESCE(?, provider), "
+                "detail = ?, updated_at = ? "
                 "WHERE email_id = ? AND recipient_id = ?",
                 [
                     (state.value, provider, detail[:500], now, email_id, recipient_id)
