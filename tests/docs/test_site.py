@@ -27,10 +27,6 @@ INCIDENTS = ROOT / "docs" / "incidents"
 OUTPUT = INCIDENTS / "output"
 REFRESH = ROOT / "scripts" / "refresh_docs_output.py"
 
-PENDING = {"smtp-fog-of-war"}
-"""Incident pages written ahead of their drill: until it is in the registry, the page
-includes a placeholder saying so. Once it is, drop it from here (and the page's note)."""
-PLACEHOLDER = "(no output yet: "
 
 
 def refresh_hint(name: str) -> str:
@@ -85,7 +81,7 @@ def test_the_site_builds_with_strict(tmp_path):
 def test_every_drill_has_an_incident_page_and_every_page_a_drill():
     pages = incident_pages()
     assert set(DRILLS) <= pages, f"drills without a page: {sorted(set(DRILLS) - pages)}"
-    assert pages <= set(DRILLS) | PENDING, f"pages for no drill: {sorted(pages - set(DRILLS))}"
+    assert pages <= set(DRILLS), f"pages for no drill: {sorted(pages - set(DRILLS))}"
 
 
 def test_every_incident_page_is_in_the_nav():
@@ -127,17 +123,6 @@ def test_stored_output_is_the_drills_current_output(name):
     assert all(line.startswith("PASS") for line in verdicts), f"a stored run failed: {stale}"
     goals = len(drill.goals)
     assert lines[-1] == f"PASS: {goals} of {goals} targets met", stale
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_pages_ahead_of_their_drill_show_a_placeholder(name):
-    assert name not in DRILLS, (
-        f"drill {name} exists now: remove it from PENDING in {Path(__file__).name}, drop the "
-        f"'coming' note on docs/incidents/{name}.md, and {refresh_hint(name)}"
-    )
-    stored = (OUTPUT / f"{name}.txt").read_text(encoding="utf-8")
-    assert stored.startswith(PLACEHOLDER)
-    assert f"sendguard drill {name}" in stored
 
 
 def test_the_stored_demo_output_is_a_passing_run_of_the_current_demo():

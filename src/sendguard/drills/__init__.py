@@ -18,12 +18,14 @@ from types import MappingProxyType
 
 from sendguard.drills import (
     analytics_storm,
+    analytics_storm_e2e,
     connection_exhaustion,
     cron_stall,
     fat_jobs,
     polling_storm,
     provider_outage,
     replay_duplicates,
+    smtp_fog_of_war,
     tls_expiry,
     traffic_burst,
 )
@@ -77,6 +79,8 @@ _ALL: tuple[Drill, ...] = (
     replay_duplicates.DRILL,
     connection_exhaustion.DRILL,
     tls_expiry.DRILL,
+    smtp_fog_of_war.DRILL,
+    analytics_storm_e2e.DRILL,
 )
 
 DRILLS: Mapping[str, Drill] = MappingProxyType({drill.name: drill for drill in _ALL})

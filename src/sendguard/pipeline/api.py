@@ -16,6 +16,9 @@ limits on creating emails and lists, and a bulkhead plus a slow-call breaker on
 analytics (incident #1): refusals are 429 or 503 with ``Retry-After``. The health
 endpoints sit in front of the guard, so monitoring still sees the app while it sheds
 load. Handlers run database and queue calls in a thread, never on the event loop.
+
+``create_app(..., unguarded=True)`` builds the API as it was before incident #1 (no
+guard, analytics computed in band), for the ``analytics-storm-e2e`` drill only.
 """
 
 from __future__ import annotations
@@ -212,8 +215,16 @@ def create_app(
     health: HealthRegistry,
     *,
     guard: Guard | None = None,
+    unguarded: bool = False,
 ) -> ASGIApp:
-    """The API (see the module doc): health endpoints, then the guard, then the routes."""
+    """The API (see the module doc): health endpoints, then the guard, then the routes.
+
+    `unguarded` builds the API as it was before incident #1, for the
+    ``analytics-storm-e2e`` drill's unguarded run only: no `GuardMiddleware` (and so no
+    limits, bulkhead or breaker), and analytics computed in band on every request (a
+    grouped count over the email's deliveries, holding the records' connection while it
+    runs) instead of read from what the cron job stored. Never use it in production.
+    """
 
     async def create_email(request: Request) -> Response:
         data = await _json_object(request)
@@ -258,6 +269,11 @@ def create_app(
 
     async def analytics(request: Request) -> Response:
         email_id = _path_id(request)
+        if unguarded:  # the incident's code path: computed in band, on every request
+            computed = await run_in_threadpool(records.compute_analytics, [email_id])
+            if not computed:
+                raise _Invalid(f"no deliveries for email {email_id}", 404)
+            return JSONResponse({"status": "ready", **computed[0].to_json()})
         stored = await run_in_threadpool(records.analytics, email_id)
         if stored is not None:
             return JSONResponse({"status": "ready", **stored.to_json()})
@@ -298,5 +314,7 @@ def create_app(
         ],
         exception_handlers={_Invalid: invalid},
     )
+    if unguarded:
+        return asgi_app(health, app, start=False)
     guarded = GuardMiddleware(app, guard if guard is not None else build_guard(config))
     return asgi_app(health, guarded, start=False)
