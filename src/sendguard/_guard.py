@@ -33,7 +33,7 @@ from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
 from sendguard.ratelimit._headers import (
     policy_value,
 )
-from sendguard.ratelimit._limiter import Decision, Limit, OnStoreFailure, RateLimiter
+from sendguard.ratelimit._limiter import NO_LIMITS, Decision, Limit, OnStoreFailure, RateLimiter
 from sendguard.ratelimit._rates import parse_rates
 from sendguard.ratelimit._request import (
     KeyFunction,
@@ -280,9 +280,12 @@ class Guard:
         """Admit `request` or raise `Refusal` (synchronous code: WSGI, decorators)."""
         route = bound or self.bound(request.route)
         start = self.clock.monotonic()
-        decision = self.limiter.check(self._key(route, request, key), route.limits, route.cost)
-        if not decision.allowed:
-            raise self._limited(route, decision)
+        if route.limits:
+            decision = self.limiter.check(self._key(route, request, key), route.limits, route.cost)
+            if not decision.allowed:
+                raise self._limited(route, decision)
+        else:
+            decision = NO_LIMITS
         breaker, ticket = route.breaker, -1
         if breaker is not None:
             try:
@@ -311,14 +314,17 @@ class Guard:
         """
         route = bound or self.bound(request.route)
         start = self.clock.monotonic()
-        limiter = self.limiter
-        who = self._key(route, request, key)
-        if limiter.in_process:
-            decision = limiter.check(who, route.limits, route.cost)
-        else:
-            decision = await limiter.acheck(who, route.limits, route.cost)
-        if not decision.allowed:
-            raise self._limited(route, decision)
+        if route.limits:
+            limiter = self.limiter
+            who = self._key(route, request, key)
+            if limiter.in_process:
+                decision = limiter.check(who, route.limits, route.cost)
+            else:
+                decision = await limiter.acheck(who, route.limits, route.cost)
+            if not decision.allowed:
+                raise self._limited(route, decision)
+        else:  # no limit on this route: no key to work out, nothing to count
+            decision = NO_LIMITS
         breaker, ticket = route.breaker, -1
         if breaker is not None:
             fast = breaker.admit_fast(start)

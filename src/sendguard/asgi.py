@@ -179,6 +179,12 @@ class GuardMiddleware:
             await _send_refusal(send, refusal)
             return
         extra = admitted.asgi_headers()
+        if not extra and bound.breaker is None:  # nothing to add, no status to learn
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                await guard.aleave(admitted, None)
+            return
         status: list[int] = []
 
         async def send_with_headers(message: Message) -> None:

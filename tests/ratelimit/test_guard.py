@@ -292,3 +292,22 @@ def test_decorator_key_functions_that_fail_or_return_ints_do_not_fail_the_call()
     assert show(1) == 1
     assert show(2) == 2  # keys 1 and 2 are apart
     assert broken() == "served"
+
+
+def test_a_route_without_limits_never_asks_for_a_key():
+    asked: list[str] = []
+
+    def key(request: Any) -> str:
+        asked.append(request.route)
+        return "tenant:1"
+
+    g, _ = guard(
+        baseline=RoutePolicy(bulkhead=Bulkhead(2)),
+        routes={"GET /limited": RoutePolicy(limits="5/minute")},
+        key=key,
+    )
+    for path in ("/open", "/limited"):
+        p = g.enter(req(g, "GET", path))
+        assert (p.headers() == []) is (path == "/open")
+        g.leave(p, 200)
+    assert asked == ["GET /limited"]  # the unlimited route counted nothing, keyed nothing

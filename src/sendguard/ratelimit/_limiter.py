@@ -25,7 +25,7 @@ from sendguard.ratelimit._backends import LimitBackend, LimitsLibraryBackend, Me
 from sendguard.ratelimit._rates import Rate
 from sendguard.ratelimit._window import Counts, LimitState, state_of
 
-__all__ = ["Decision", "Limit", "OnStoreFailure", "RateLimiter", "open_backend"]
+__all__ = ["NO_LIMITS", "Decision", "Limit", "OnStoreFailure", "RateLimiter", "open_backend"]
 
 OnStoreFailure = Literal["local", "allow", "deny"]
 
@@ -76,6 +76,9 @@ class Decision(NamedTuple):
         i = min(range(len(self.states)), key=lambda k: (self.states[k].remaining, -k))
         return self.limits[i], self.states[i]
 
+
+NO_LIMITS = Decision(True, (), (), 0.0)
+"""The decision for a request no limit applies to."""
 
 _new_decision = tuple.__new__
 
@@ -244,7 +247,7 @@ class RateLimiter:
     def check(self, key: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
         """Count a request of `cost` by `key` under `limits` (all or none); decide."""
         if not limits:
-            return Decision(True, (), (), 0.0)
+            return NO_LIMITS
         keys, phase = self._keys(key, limits)
         if self.backend is self._local:  # in process: the one-pass common case first
             states = self._local.admit(keys, [lim.rate for lim in limits], cost, phase)
@@ -262,7 +265,7 @@ class RateLimiter:
     async def acheck(self, key: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
         """`check` for coroutines: the store round trip is awaited."""
         if not limits:
-            return Decision(True, (), (), 0.0)
+            return NO_LIMITS
         keys, phase = self._keys(key, limits)
         if self._use_store():
             try:
