@@ -5,7 +5,6 @@ their calm latency and the pollers wait out Retry-After."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import statistics
 import time
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from sendguard.drills import DrillResult, Value, render
+from sendguard.drills import DrillResult, render
 from sendguard.drills.analytics_storm_e2e import (
     CALM,
     DRILL,
@@ -34,31 +33,18 @@ from sendguard.pipeline import (
     SinkServer,
     create_app,
 )
+from tests.drills._recorded import RecordedDrill
 
 SCALE = 0.25  # a quarter of the readers, over the same 3.5 s of traffic
 
 
-class _Runs:
-    """The drill run once at `SCALE`, keeping each run's records as well as its figures."""
-
-    def __init__(self) -> None:
-        self.runs: dict[bool, StormRun] = {}
-
-        def recording(*, guarded: bool, scale: float) -> dict[str, Value]:
-            run = run_storm(guarded=guarded, scale=scale)
-            self.runs[guarded] = run
-            return figures(run)
-
-        self.result = dataclasses.replace(DRILL, replay=recording).run(SCALE)
+@pytest.fixture(scope="module")
+def runs() -> RecordedDrill[StormRun]:
+    return RecordedDrill(DRILL, run_storm, figures, SCALE)
 
 
 @pytest.fixture(scope="module")
-def runs() -> _Runs:
-    return _Runs()
-
-
-@pytest.fixture(scope="module")
-def result(runs: _Runs) -> DrillResult:
+def result(runs: RecordedDrill[StormRun]) -> DrillResult:
     return runs.result
 
 
@@ -108,7 +94,7 @@ def test_table_renders_both_runs_and_the_targets(result: DrillResult) -> None:
 
 
 @pytest.mark.slow
-def test_guarded_pollers_wait_out_retry_after(runs: _Runs) -> None:
+def test_guarded_pollers_wait_out_retry_after(runs: RecordedDrill[StormRun]) -> None:
     modals = by_modal(runs.runs[True])
     assert len(modals) == POLLERS
     waited = 0
@@ -124,7 +110,9 @@ def test_guarded_pollers_wait_out_retry_after(runs: _Runs) -> None:
 
 
 @pytest.mark.slow
-def test_unguarded_pollers_keep_their_timer_whatever_happened(runs: _Runs) -> None:
+def test_unguarded_pollers_keep_their_timer_whatever_happened(
+    runs: RecordedDrill[StormRun],
+) -> None:
     modals = by_modal(runs.runs[False])
     assert len(modals) == POLLERS
     expected = STORM / EVERY

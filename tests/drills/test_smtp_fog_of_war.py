@@ -3,13 +3,11 @@ lists what is in doubt; the naive smtplib sender duplicates and keeps hitting th
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sendguard.drills import DrillResult, Value, render
+from sendguard.drills import DrillResult, render
 from sendguard.drills.smtp_fog_of_war import (
     CRASH_AT,
     DRILL,
@@ -21,41 +19,28 @@ from sendguard.drills.smtp_fog_of_war import (
     run_fog,
 )
 from sendguard.pipeline.faults import Fault, FaultPlan
+from tests.drills._recorded import RecordedDrill
 
 SCALE = 0.25  # 250 readers; the primary dies at its 100th message
 
 
-class _Runs:
-    """The drill run once at `SCALE`, keeping each run's `FogRun` as well as its figures."""
-
-    def __init__(self) -> None:
-        self.runs: dict[bool, FogRun] = {}
-
-        def recording(*, guarded: bool, scale: float) -> dict[str, Value]:
-            run = run_fog(guarded=guarded, scale=scale)
-            self.runs[guarded] = run
-            return figures(run)
-
-        self.result = dataclasses.replace(DRILL, replay=recording).run(SCALE)
+@pytest.fixture(scope="module")
+def runs() -> RecordedDrill[FogRun]:
+    return RecordedDrill(DRILL, run_fog, figures, SCALE)
 
 
 @pytest.fixture(scope="module")
-def runs() -> _Runs:
-    return _Runs()
-
-
-@pytest.fixture(scope="module")
-def result(runs: _Runs) -> DrillResult:
+def result(runs: RecordedDrill[FogRun]) -> DrillResult:
     return runs.result
 
 
 @pytest.fixture(scope="module")
-def guarded(runs: _Runs) -> FogRun:
+def guarded(runs: RecordedDrill[FogRun]) -> FogRun:
     return runs.runs[True]
 
 
 @pytest.fixture(scope="module")
-def bare(runs: _Runs) -> FogRun:
+def bare(runs: RecordedDrill[FogRun]) -> FogRun:
     return runs.runs[False]
 
 
