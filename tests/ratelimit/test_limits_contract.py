@@ -115,3 +115,35 @@ def test_no_window_ever_admits_more_than_its_limit(make, amount, window, gaps, c
         # the interpolated count after this request never passes the limit
         assert decision.states[0].remaining >= 0
     assert all(count <= amount for count in admitted.values()), admitted
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(0, 3), st.integers(1, 4)),  # (seconds to advance, cost)
+        min_size=1,
+        max_size=60,
+    ),
+    phase=st.floats(0, 0.999),
+)
+def test_the_one_pass_admission_agrees_with_hit_and_state_of(steps, phase):
+    from sendguard.ratelimit._window import state_of
+
+    rates = parse_rates("5/second;12/10seconds")
+    clock = FakeClock(start=1000.0)
+    one_pass = MemoryLimitBackend(clock)
+    general = MemoryLimitBackend(clock)
+    keys = ["a", "b"]
+    for advance, cost in steps:
+        clock.advance(advance)
+        states = one_pass.admit(keys, rates, cost, phase)
+        allowed, seen = general.hit(keys, rates, cost, phase)
+        expected = tuple(state_of(r, c, cost, allowed) for r, c in zip(rates, seen, strict=True))
+        if states is None:  # refused, nothing counted: the general path says the same
+            assert not allowed
+            assert one_pass.hit(keys, rates, cost, phase)[0] is False
+        else:
+            assert allowed
+            for got, want in zip(states, expected, strict=True):
+                assert got[:3] == want[:3]  # rate, allowed, remaining: exactly
+                assert got.reset == pytest.approx(want.reset)
+                assert got.retry_after == want.retry_after == 0.0

@@ -119,7 +119,8 @@ class MemoryLimitBackend:
         counted under all of them, or None (nothing counted) if any has no room.
 
         The same arithmetic as `hit` followed by `state_of`, without the intermediate
-        counts: this runs on every request of an in-process guard.
+        counts: this runs on every request of an in-process guard. A property test
+        (tests/ratelimit/test_limits_contract.py) holds the two paths to the same answers.
         """
         now = self._now()
         data = self._data
