@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sendguard import ConfigError
 from sendguard.ratelimit import RequestInfo, TrustedProxies, by_api_key, by_client_ip, by_header
@@ -35,6 +37,11 @@ def test_all_trusted_hops_fall_back_to_the_first():
     )
     assert resolve_client_ip("10.0.0.2", {}, PROXIES) == "10.0.0.2"
     assert resolve_client_ip(None, {}, PROXIES) == "unknown"
+
+
+def test_bad_memo_size_names_the_value():
+    with pytest.raises(ConfigError, match=r"memo_size.*got 0"):
+        TrustedProxies(["10.0.0.0/8"], memo_size=0)
 
 
 def test_bad_proxy_config_names_the_value():
@@ -73,3 +80,29 @@ def test_asgi_scope_headers_are_a_lazy_case_insensitive_mapping():
     }
     with pytest.raises(KeyError):
         headers["nope"]
+
+
+@given(
+    addresses=st.lists(
+        st.one_of(
+            st.ip_addresses().map(str),
+            st.sampled_from(["10.0.0.1", "10.255.255.255", "2001:db8::7", "not-an-ip", ""]),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_remembered_answers_are_the_computed_ones_and_the_memory_is_bounded(addresses):
+    import ipaddress
+
+    networks = ["10.0.0.0/8", "2001:db8::/32"]
+    trusted = TrustedProxies(networks, memo_size=8)  # small, so the bound is reached
+    for address in addresses * 2:  # each asked twice: computed, then remembered
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            expected = False
+        else:
+            expected = any(ip in ipaddress.ip_network(n) for n in networks)
+        assert (address in trusted) is expected
+        assert len(trusted._memo) <= 8

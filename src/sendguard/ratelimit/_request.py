@@ -47,9 +47,14 @@ KeyFunction = Callable[[RequestInfo], str | None]
 class TrustedProxies:
     """The proxies whose forwarding headers are believed (addresses or CIDR ranges)."""
 
-    __slots__ = ("_networks",)
+    __slots__ = ("_memo", "_memo_size", "_networks")
 
-    def __init__(self, proxies: Iterable[str] = ()) -> None:
+    def __init__(self, proxies: Iterable[str] = (), *, memo_size: int = 4096) -> None:
+        """`memo_size`: how many addresses' answers are remembered (parsing an address
+        costs microseconds, and behind a proxy every request asks about two or more)."""
+        if not isinstance(memo_size, int) or isinstance(memo_size, bool) or memo_size < 1:
+            raise ConfigError(f"memo_size must be a whole number >= 1, got {memo_size!r}")
+        self._memo_size = memo_size
         networks: list[Network] = []
         for proxy in proxies:
             try:
@@ -59,6 +64,7 @@ class TrustedProxies:
                     f"trusted proxy {proxy!r} is not an IP address or CIDR range"
                 ) from None
         self._networks = tuple(networks)
+        self._memo: dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self._networks)
@@ -66,11 +72,18 @@ class TrustedProxies:
     def __contains__(self, address: object) -> bool:
         if not self._networks or not isinstance(address, str):
             return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in self._networks)
+        found = self._memo.get(address)
+        if found is None:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                found = False
+            else:
+                found = any(ip in net for net in self._networks)
+            if len(self._memo) >= self._memo_size:  # bounded: addresses come from clients
+                self._memo.clear()
+            self._memo[address] = found
+        return found
 
 
 def _forwarded_for(value: str) -> list[str]:
