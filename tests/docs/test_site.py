@@ -28,7 +28,6 @@ OUTPUT = INCIDENTS / "output"
 REFRESH = ROOT / "scripts" / "refresh_docs_output.py"
 
 
-
 def refresh_hint(name: str) -> str:
     return f"run `.venv/bin/python {REFRESH.relative_to(ROOT)} {name}` and commit the file"
 
