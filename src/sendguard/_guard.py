@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import BreakerOpen, BulkheadFull, ConfigError, RateLimited, Rejected
+from sendguard._core.store import REDIS_SCHEMES
 from sendguard._core.telemetry import Hook, register_observable
 from sendguard._guard_decorators import route_decorator
 from sendguard._guard_events import RequestRefused
@@ -418,7 +419,6 @@ class Guard:
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"})
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _OUTCOME_SLOTS = {"RateLimited": 1, "BreakerOpen": 2, "BulkheadFull": 3}
 _OUTCOME_NAMES = ("admitted", "limited", "breaker_open", "bulkhead_full")
 

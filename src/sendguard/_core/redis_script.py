@@ -1,15 +1,24 @@
-"""Lua scripts run by SHA with a single fallback to EVAL (imported only when Redis is used)."""
+"""Lua scripts run by SHA with a single fallback to EVAL (imported only when Redis is used).
+
+On a Redis Cluster client, EVALSHA is routed by the slot of its first key (every guard's
+keys share one hash tag, so one slot) and NOSCRIPT comes back from that node, so `run`
+falls back the same way. redis-py's cluster pipeline refuses EVALSHA; `slot_client`
+gives the plain client of the node that owns a slot, to pipeline on instead.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Sequence
 from importlib import resources
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import NoScriptError
 
-__all__ = ["AsyncRedisClient", "RedisClient", "Script", "load_script"]
+if TYPE_CHECKING:
+    import redis.cluster
+
+__all__ = ["AsyncRedisClient", "RedisClient", "Script", "load_script", "slot_client"]
 
 
 class RedisClient(Protocol):
@@ -63,3 +72,19 @@ class Script:
 def load_script(package: str, name: str) -> Script:
     """Load `name` (a `.lua` file shipped in `package`) as a `Script`."""
     return Script(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+
+
+def slot_client(client: redis.Redis | redis.cluster.RedisCluster, key: str) -> redis.Redis:
+    """The client to pipeline commands (scripts included) on `key`'s slot with.
+
+    A single-node client is returned as is. For a cluster client it is the plain client
+    of the primary that owns the slot: redis-py's cluster pipeline refuses EVALSHA, and
+    that node's clock is the one the slot's scripts read. Every key used through it must
+    carry `key`'s hash tag.
+    """
+    import redis.cluster
+
+    if isinstance(client, redis.cluster.RedisCluster):
+        node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        return client.get_redis_connection(node)
+    return client

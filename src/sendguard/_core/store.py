@@ -6,14 +6,16 @@ so an outage of Redis slows a request by at most one socket timeout, and then no
 for a while. Only one caller probes the store when the backoff ends.
 
 `connect_redis` makes redis-py clients with short socket timeouts and no client-side
-retries (a retry would double the time a request can lose to a dead store).
+retries (a retry would double the time a request can lose to a dead store). A URL with
+scheme ``redis+cluster://`` or ``rediss+cluster://`` (see `REDIS_CLUSTER_SCHEMES`) gives a
+Redis Cluster client instead; every other URL gives a single-node client.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.config import make_rng
@@ -23,14 +25,38 @@ from sendguard._core.telemetry import StoreRecovered, StoreUnavailableEvent, Tel
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    RedisClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
+    """What `connect_redis` returns: a single-node or a Redis Cluster client."""
+    AsyncRedisClient: TypeAlias = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+    """What `connect_redis_async` returns."""
 
 __all__ = [
     "DEFAULT_STORE_TIMEOUT",
+    "REDIS_CLUSTER_SCHEMES",
+    "REDIS_SCHEMES",
     "AsyncClients",
     "StoreGate",
+    "cluster_node_url",
     "connect_redis",
     "connect_redis_async",
 ]
+
+REDIS_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+"""URL prefixes that ask for a Redis Cluster client (the URL names any one node)."""
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", *REDIS_CLUSTER_SCHEMES)
+"""URL prefixes that name a Redis store (single node or cluster)."""
+
+
+def cluster_node_url(url: str) -> str | None:
+    """For a cluster URL, the plain ``redis://``/``rediss://`` URL of its node; else None."""
+    for scheme in REDIS_CLUSTER_SCHEMES:
+        if url.startswith(scheme):
+            return url.replace("+cluster", "", 1)
+    return None
+
 
 DEFAULT_STORE_TIMEOUT = 0.1
 """Seconds a store command may take before the guard gives up on it and runs locally."""
@@ -153,13 +179,31 @@ def _check_timeout(timeout: float) -> None:
 
 def connect_redis(
     url: str, *, timeout: float = DEFAULT_STORE_TIMEOUT, **options: Any
-) -> redis.Redis:
-    """A redis-py client for `url` with short socket timeouts and no client-side retries."""
+) -> RedisClient:
+    """A redis-py client for `url` with short socket timeouts and no client-side retries.
+
+    ``redis+cluster://host:port`` (or ``rediss+cluster://``) gives a
+    `redis.cluster.RedisCluster` that discovers the cluster from that node; it follows
+    MOVED/ASK redirections but, like the single-node client, does not retry failures.
+    """
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
     _check_timeout(timeout)
+    node_url = cluster_node_url(url)
+    if node_url is not None:
+        import redis.cluster
+
+        cluster: redis.cluster.RedisCluster = redis.cluster.RedisCluster.from_url(
+            node_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            **options,
+        )
+        return cluster
     client: redis.Redis = redis.Redis.from_url(
         url,
         socket_timeout=timeout,
@@ -178,17 +222,17 @@ class AsyncClients:
     client for each; clients of loops that have been garbage collected go with them.
     """
 
-    def __init__(self, url: str | None, timeout: float, given: redis.asyncio.Redis | None) -> None:
+    def __init__(self, url: str | None, timeout: float, given: AsyncRedisClient | None) -> None:
         import weakref
 
         self._url = url
         self._timeout = timeout
         self._given = given
-        self._clients: weakref.WeakKeyDictionary[object, redis.asyncio.Redis] = (
+        self._clients: weakref.WeakKeyDictionary[object, AsyncRedisClient] = (
             weakref.WeakKeyDictionary()
         )
 
-    def get(self) -> redis.asyncio.Redis:
+    def get(self) -> AsyncRedisClient:
         """The client of the running loop (made on first use)."""
         if self._given is not None:
             return self._given
@@ -215,13 +259,26 @@ class AsyncClients:
 
 def connect_redis_async(
     url: str, *, timeout: float = DEFAULT_STORE_TIMEOUT, **options: Any
-) -> redis.asyncio.Redis:
-    """An asyncio redis-py client for `url`, configured like `connect_redis`."""
+) -> AsyncRedisClient:
+    """An asyncio redis-py client for `url`, configured like `connect_redis` (cluster too)."""
     import redis.asyncio
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
     _check_timeout(timeout)
+    node_url = cluster_node_url(url)
+    if node_url is not None:
+        import redis.asyncio.cluster
+
+        cluster: redis.asyncio.cluster.RedisCluster = redis.asyncio.cluster.RedisCluster.from_url(
+            node_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            **options,
+        )
+        return cluster
     client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
         url,
         socket_timeout=timeout,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.config import make_rng
 from sendguard._core.errors import ConfigError
-from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, REDIS_SCHEMES, StoreGate
 from sendguard._core.telemetry import Hook, Telemetry, register_observable
 from sendguard.breakers._breaker import CircuitBreaker
 from sendguard.breakers._calls import Guarded
@@ -71,7 +71,7 @@ def open_store(
     if store is None or store == "memory://" or store == "memory":
         return MemoryBreakerStore(clock)
     if isinstance(store, str):
-        if store.startswith(("redis://", "rediss://", "unix://")):
+        if store.startswith(REDIS_SCHEMES):
             from sendguard.breakers.redis_store import RedisBreakerStore
 
             return RedisBreakerStore(store, timeout=timeout)

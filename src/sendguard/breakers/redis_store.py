@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
@@ -24,6 +24,9 @@ from sendguard._core.redis_script import load_script
 from sendguard._core.store import DEFAULT_STORE_TIMEOUT, connect_redis, connect_redis_async
 from sendguard.breakers._policy import State
 from sendguard.breakers._store import SharedView
+
+if TYPE_CHECKING:
+    from sendguard._core.store import AsyncRedisClient, RedisClient
 
 __all__ = ["RedisBreakerStore"]
 
@@ -73,8 +76,8 @@ class RedisBreakerStore:
         self,
         url: str | None = None,
         *,
-        client: redis.Redis | None = None,
-        async_client: redis.asyncio.Redis | None = None,
+        client: RedisClient | None = None,
+        async_client: AsyncRedisClient | None = None,
         timeout: float = DEFAULT_STORE_TIMEOUT,
         time_ms: Callable[[], int] | None = None,
     ) -> None:
@@ -89,7 +92,7 @@ class RedisBreakerStore:
         self._indexed: OrderedDict[str, None] = OrderedDict()
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> RedisClient:
         """The synchronous client (made from the URL on first use)."""
         if self._client is None:
             if self._url is None:
@@ -98,7 +101,7 @@ class RedisBreakerStore:
         return self._client
 
     @property
-    def async_client(self) -> redis.asyncio.Redis:
+    def async_client(self) -> AsyncRedisClient:
         """The asyncio client (made from the URL on first use)."""
         if self._aclient is None:
             if self._url is None:

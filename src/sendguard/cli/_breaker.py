@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sendguard._core.durations import format_duration
 from sendguard._core.durations import parse_duration as _parse_duration
 from sendguard._core.errors import ConfigError, StoreUnavailable
+from sendguard._core.store import REDIS_SCHEMES
 from sendguard.breakers import BreakerInfo, BreakerStore, State, open_store
 
 __all__ = ["STORE_ENV", "parse_duration", "register"]
@@ -58,8 +59,10 @@ def _store_url(args: argparse.Namespace) -> str:
             "breaker commands act on the shared store your workers use, and no shared store "
             f"was given: pass --store redis://HOST:6379/0 or set {STORE_ENV}"
         )
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        parser.error(f"unknown store {_redact(url)!r}: use redis://HOST:PORT/DB")
+    if not url.startswith(REDIS_SCHEMES):
+        parser.error(
+            f"unknown store {_redact(url)!r}: use redis://HOST:PORT/DB or redis+cluster://HOST:PORT"
+        )
     return url
 
 

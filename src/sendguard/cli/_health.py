@@ -23,6 +23,7 @@ import urllib.request
 from typing import Any
 
 from sendguard._core.errors import ConfigError
+from sendguard._core.store import REDIS_SCHEMES
 from sendguard.cli._breaker import parse_duration
 from sendguard.health import (
     HealthRegistry,
@@ -155,7 +156,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _beat(args: argparse.Namespace) -> int:
     url = args.store or os.environ.get(STORE_ENV, "")
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not url.startswith(REDIS_SCHEMES):
         args.parser.error(f"heartbeats live in Redis: pass --store redis://HOST:6379/0 or set "
                           f"{STORE_ENV}")  # fmt: skip
     import redis

@@ -79,14 +79,20 @@ def _age(seconds: float | None) -> str:
 
 
 def _redis(args: argparse.Namespace) -> redis.Redis:
-    from sendguard._core.store import connect_redis
+    import redis
+
+    from sendguard._core.store import REDIS_CLUSTER_SCHEMES, connect_redis
 
     url: str = args.redis or os.environ.get(REDIS_ENV, "")
     if not url:
         args.parser.error(
             f"pass --redis redis://HOST:6379/0 (the Redis your RQ uses) or set {REDIS_ENV}"
         )
-    return connect_redis(url, timeout=REDIS_TIMEOUT)
+    if url.startswith(REDIS_CLUSTER_SCHEMES):
+        args.parser.error(f"RQ needs a single Redis, not a cluster: got {url.split('@')[-1]!r}")
+    client = connect_redis(url, timeout=REDIS_TIMEOUT)
+    assert isinstance(client, redis.Redis)  # any non-cluster URL gives a single-node client
+    return client
 
 
 def _with_redis(action: Callable[[argparse.Namespace, redis.Redis], int]) -> Callable[..., int]:

@@ -23,7 +23,7 @@ from sendguard.health._redis import redis_client
 from sendguard.health._result import ProbeResult, Status
 
 if TYPE_CHECKING:
-    import redis
+    from sendguard._core.store import RedisClient
 
 __all__ = ["HeartbeatProbe", "HeartbeatSource", "MemoryHeartbeats", "RedisHeartbeats"]
 
@@ -63,7 +63,7 @@ class RedisHeartbeats:
 
     def __init__(
         self,
-        target: str | redis.Redis,
+        target: str | RedisClient,
         *,
         timeout: float = 0.5,
         retention: float = 7 * 86400,

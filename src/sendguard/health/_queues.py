@@ -26,7 +26,7 @@ from sendguard.health._redis import redis_client, redis_failure
 from sendguard.health._result import Detail, ProbeResult, Status, Thresholds
 
 if TYPE_CHECKING:
-    import redis
+    from sendguard._core.store import RedisClient
 
 __all__ = ["BacklogProbe", "CeleryBacklogProbe", "RqBacklogProbe", "parse_enqueued_at"]
 
@@ -61,7 +61,7 @@ class BacklogProbe(BaseProbe):
 
     def __init__(
         self,
-        target: str | redis.Redis,
+        target: str | RedisClient,
         queue: str,
         *,
         name: str,
@@ -80,7 +80,7 @@ class BacklogProbe(BaseProbe):
         self.age = age
         self.clock = clock
 
-    def measure(self, client: redis.Redis) -> tuple[int, float | None, bool]:
+    def measure(self, client: RedisClient) -> tuple[int, float | None, bool]:
         """(depth, oldest age in seconds or None, whether the age is a lower bound)."""
         raise NotImplementedError
 
@@ -120,13 +120,13 @@ class RqBacklogProbe(BacklogProbe):
     """An RQ queue: ``LLEN rq:queue:<name>``, and the oldest job's ``enqueued_at``."""
 
     def __init__(
-        self, target: str | redis.Redis, queue: str = "default", *, name: str | None = None,
+        self, target: str | RedisClient, queue: str = "default", *, name: str | None = None,
         prefix: str = "rq:", **options: Any,
     ) -> None:  # fmt: skip
         super().__init__(target, queue, name=name or f"rq/{queue}", **options)
         self.prefix = prefix
 
-    def measure(self, client: redis.Redis) -> tuple[int, float | None, bool]:
+    def measure(self, client: RedisClient) -> tuple[int, float | None, bool]:
         """One pipeline (LLEN, LINDEX 0), then one HGET of the oldest job's hash."""
         key = f"{self.prefix}queue:{self.queue}"
         pipe = client.pipeline(transaction=False)
@@ -145,7 +145,7 @@ class CeleryBacklogProbe(BacklogProbe):
     """A Celery queue on the Redis broker: the lists of every priority step."""
 
     def __init__(
-        self, target: str | redis.Redis, queue: str = "celery", *, name: str | None = None,
+        self, target: str | RedisClient, queue: str = "celery", *, name: str | None = None,
         priority_steps: tuple[int, ...] = (0, 3, 6, 9), **options: Any,
     ) -> None:  # fmt: skip
         super().__init__(target, queue, name=name or f"celery/{queue}", **options)
@@ -155,7 +155,7 @@ class CeleryBacklogProbe(BacklogProbe):
         self._seen: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
 
-    def measure(self, client: redis.Redis) -> tuple[int, float | None, bool]:
+    def measure(self, client: RedisClient) -> tuple[int, float | None, bool]:
         """One pipeline: LLEN and LINDEX -1 (the next message out) of every list."""
         pipe = client.pipeline(transaction=False)
         for key in self.keys:

@@ -17,7 +17,7 @@ from sendguard.health._probe import BaseProbe, describe_error
 from sendguard.health._result import Detail, ProbeResult, Status, Thresholds
 
 if TYPE_CHECKING:
-    import redis
+    from sendguard._core.store import RedisClient
 
 __all__ = ["RedisProbe", "redis_client", "redis_failure"]
 
@@ -25,15 +25,15 @@ __all__ = ["RedisProbe", "redis_client", "redis_failure"]
 class _ClientHolder:
     """Makes the client from a URL on first use (thread-safe), or holds a given one."""
 
-    def __init__(self, target: str | redis.Redis, timeout: float) -> None:
+    def __init__(self, target: str | RedisClient, timeout: float) -> None:
         if not isinstance(target, str) and not hasattr(target, "execute_command"):
             raise ConfigError(f"expected a redis:// URL or a redis client, got {target!r}")
         self._target = target
         self._timeout = min(10.0, timeout)
-        self._client: redis.Redis | None = None if isinstance(target, str) else target
+        self._client: RedisClient | None = None if isinstance(target, str) else target
         self._lock = threading.Lock()
 
-    def get(self) -> redis.Redis:
+    def get(self) -> RedisClient:
         client = self._client
         if client is None:
             with self._lock:
@@ -50,7 +50,7 @@ class _ClientHolder:
             self._client = None
 
 
-def redis_client(target: str | redis.Redis, timeout: float) -> _ClientHolder:
+def redis_client(target: str | RedisClient, timeout: float) -> _ClientHolder:
     """A lazy holder of the client for `target` (used by every Redis-backed probe)."""
     return _ClientHolder(target, timeout)
 
@@ -76,7 +76,7 @@ class RedisProbe(BaseProbe):
 
     def __init__(
         self,
-        target: str | redis.Redis,
+        target: str | RedisClient,
         *,
         name: str = "redis",
         critical: bool = True,

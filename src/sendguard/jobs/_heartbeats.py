@@ -29,7 +29,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import ConfigError, StoreUnavailable
-from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, REDIS_SCHEMES, StoreGate
 from sendguard._core.telemetry import Hook, Telemetry
 from sendguard.jobs._events import HeartbeatRecorded
 from sendguard.jobs._heartbeat_core import CronStatus, HeartbeatRecord, assess, schedule_seconds
@@ -145,7 +145,7 @@ def open_heartbeat_store(
     if store is None or store in ("memory", "memory://"):
         return MemoryHeartbeatStore()
     if isinstance(store, str):
-        if store.startswith(("redis://", "rediss://", "unix://")):
+        if store.startswith(REDIS_SCHEMES):
             from sendguard.jobs.redis_store import RedisHeartbeatStore
 
             return RedisHeartbeatStore(store, timeout=timeout)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import ConfigError, StoreUnavailable
-from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, REDIS_SCHEMES, StoreGate
 from sendguard._core.telemetry import Hook, Telemetry
 from sendguard.jobs._errors import (
     AlreadyInProgress,
@@ -72,7 +72,7 @@ def open_ledger_store(
     if store is None or store in ("memory", "memory://"):
         return MemoryLedgerStore(clock)
     if isinstance(store, str):
-        if store.startswith(("redis://", "rediss://", "unix://")):
+        if store.startswith(REDIS_SCHEMES):
             from sendguard.jobs.redis_store import RedisLedgerStore
 
             return RedisLedgerStore(store, timeout=timeout)

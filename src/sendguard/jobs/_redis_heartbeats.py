@@ -19,7 +19,7 @@ from the crontab disappears from the listing after that long.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -27,6 +27,9 @@ from sendguard._core.errors import StoreUnavailable
 from sendguard._core.keys import make_key
 from sendguard._core.store import DEFAULT_STORE_TIMEOUT, connect_redis
 from sendguard.jobs._heartbeat_core import HeartbeatRecord
+
+if TYPE_CHECKING:
+    from sendguard._core.store import RedisClient
 
 __all__ = ["INDEX_KEY", "RedisHeartbeatStore"]
 
@@ -69,7 +72,7 @@ class RedisHeartbeatStore:
         self,
         url: str | None = None,
         *,
-        client: redis.Redis | None = None,
+        client: RedisClient | None = None,
         timeout: float = DEFAULT_STORE_TIMEOUT,
         retention: float = 7 * 86400,
     ) -> None:
@@ -82,7 +85,7 @@ class RedisHeartbeatStore:
         self._client = client
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> RedisClient:
         """The client (made from the URL on first use)."""
         if self._client is None:
             assert self._url is not None

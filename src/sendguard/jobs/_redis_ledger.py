@@ -19,15 +19,18 @@ until they are settled.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from sendguard._core.errors import StoreUnavailable
 from sendguard._core.keys import key_part, make_key
-from sendguard._core.redis_script import load_script
+from sendguard._core.redis_script import load_script, slot_client
 from sendguard._core.store import DEFAULT_STORE_TIMEOUT, connect_redis
 from sendguard.jobs._ledger_core import Decision, EntryState, LedgerEntry
+
+if TYPE_CHECKING:
+    from sendguard._core.store import RedisClient
 
 __all__ = ["RedisLedgerStore"]
 
@@ -83,7 +86,7 @@ class RedisLedgerStore:
         self,
         url: str | None = None,
         *,
-        client: redis.Redis | None = None,
+        client: RedisClient | None = None,
         timeout: float = DEFAULT_STORE_TIMEOUT,
         time_ms: Callable[[], int] | None = None,
     ) -> None:
@@ -96,7 +99,7 @@ class RedisLedgerStore:
         self._time_ms = time_ms
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> RedisClient:
         """The client (made from the URL on first use)."""
         if self._client is None:
             assert self._url is not None
@@ -187,18 +190,19 @@ class RedisLedgerStore:
         )
         now = self._time_ms() if self._time_ms is not None else None
         try:
-            self.client.script_load(_SCRIPT.source)  # pipelined EVALSHAs need it cached
+            node = slot_client(self.client, leases)  # all of one ledger's keys: one slot
+            node.script_load(_SCRIPT.source)  # pipelined EVALSHAs need it cached
             if now is None:
-                seconds, micros = self.client.time()
+                seconds, micros = node.time()
                 now = int(seconds) * 1000 + int(micros) // 1000
-            expired = self.client.zrangebyscore(leases, "-inf", now, start=0, num=max(limit, 1000))
-            pipe = self.client.pipeline(transaction=False)
+            expired = node.zrangebyscore(leases, "-inf", now, start=0, num=max(limit, 1000))
+            pipe = node.pipeline(transaction=False)
             for member in expired:
                 name = _text(member)
                 _SCRIPT.run(pipe, self.keys(ledger, name), ["expire", now, name])
             pipe.execute()
-            members = [_text(m) for m in self.client.zrange(unknown, 0, limit - 1)]
-            pipe = self.client.pipeline(transaction=False)
+            members = [_text(m) for m in node.zrange(unknown, 0, limit - 1)]
+            pipe = node.pipeline(transaction=False)
             for name in members:
                 _SCRIPT.run(pipe, self.keys(ledger, name), ["get", now, name])
             replies = pipe.execute()

@@ -19,7 +19,7 @@ from typing import Literal, NamedTuple
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import ConfigError, StoreUnavailable
 from sendguard._core.keys import key_part
-from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, REDIS_SCHEMES, StoreGate
 from sendguard._core.telemetry import Hook, Telemetry
 from sendguard.ratelimit._backends import LimitBackend, LimitsLibraryBackend, MemoryLimitBackend
 from sendguard.ratelimit._rates import Rate
@@ -96,7 +96,7 @@ def open_backend(
     if store is None or store in ("memory", "memory://"):
         return MemoryLimitBackend(clock)
     if isinstance(store, str):
-        if store.startswith(("redis://", "rediss://", "unix://")):
+        if store.startswith(REDIS_SCHEMES):
             from sendguard.ratelimit.redis_backend import RedisLimitBackend
 
             return RedisLimitBackend(store, timeout=timeout)

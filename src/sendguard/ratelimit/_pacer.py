@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
 from sendguard._core.errors import ConfigError, RateLimited, StoreUnavailable
 from sendguard._core.keys import key_part
-from sendguard._core.store import DEFAULT_STORE_TIMEOUT, StoreGate
+from sendguard._core.store import DEFAULT_STORE_TIMEOUT, REDIS_SCHEMES, StoreGate
 from sendguard._core.telemetry import Hook, Telemetry
 from sendguard.ratelimit._gcra import MemoryPaceBackend
 from sendguard.ratelimit._rates import Rate, parse_rates
@@ -63,7 +63,7 @@ class Pacer:
         self._local = MemoryPaceBackend(clock)
         self._redis: RedisLimitBackend | None = None
         if store is not None and store not in ("memory", "memory://"):
-            if not store.startswith(("redis://", "rediss://", "unix://")):
+            if not store.startswith(REDIS_SCHEMES):
                 raise ConfigError(f"Pacer store must be memory:// or redis://..., got {store!r}")
             from sendguard.ratelimit.redis_backend import RedisLimitBackend
 

@@ -9,6 +9,7 @@ Each key is a small hash that expires two windows after its last use.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import redis
 import redis.asyncio
@@ -18,6 +19,9 @@ from sendguard._core.redis_script import load_script
 from sendguard._core.store import DEFAULT_STORE_TIMEOUT, AsyncClients, connect_redis
 from sendguard.ratelimit._rates import Rate
 from sendguard.ratelimit._window import Counts
+
+if TYPE_CHECKING:
+    from sendguard._core.store import AsyncRedisClient, RedisClient
 
 __all__ = ["RedisLimitBackend"]
 
@@ -33,8 +37,8 @@ class RedisLimitBackend:
         self,
         url: str | None = None,
         *,
-        client: redis.Redis | None = None,
-        async_client: redis.asyncio.Redis | None = None,
+        client: RedisClient | None = None,
+        async_client: AsyncRedisClient | None = None,
         timeout: float = DEFAULT_STORE_TIMEOUT,
         time_ms: Callable[[], int] | None = None,
     ) -> None:
@@ -47,14 +51,14 @@ class RedisLimitBackend:
         self._aclients = AsyncClients(url, timeout, async_client)
         self._time_ms = time_ms
 
-    def _sync(self) -> redis.Redis:
+    def _sync(self) -> RedisClient:
         if self._client is None:
             if self._url is None:
                 raise StoreUnavailable("this RedisLimitBackend has no synchronous client")
             self._client = connect_redis(self._url, timeout=self._timeout)
         return self._client
 
-    def _async(self) -> redis.asyncio.Redis:
+    def _async(self) -> AsyncRedisClient:
         return self._aclients.get()
 
     def _args(self, rates: Sequence[Rate], cost: int, phase: float) -> list[str | int | float]:

@@ -14,6 +14,7 @@ import asyncio
 import threading
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -24,6 +25,9 @@ from sendguard._core.redis_script import load_script
 from sendguard._core.store import DEFAULT_STORE_TIMEOUT, AsyncClients, StoreGate, connect_redis
 from sendguard._core.telemetry import Telemetry
 from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
+
+if TYPE_CHECKING:
+    from sendguard._core.store import RedisClient
 
 __all__ = ["SharedBulkheadGate"]
 
@@ -49,7 +53,7 @@ class SharedBulkheadGate(BulkheadGate):
         self.key = make_key("bulkhead", name, "slots")
         self._url = url
         self._timeout = timeout
-        self._client: redis.Redis | None = None
+        self._client: RedisClient | None = None
         self._aclients = AsyncClients(url, timeout, None)
         self._held = 0
         self._gate = StoreGate("redis", "bulkhead", telemetry)
