@@ -35,6 +35,9 @@ class RedisClusterServer:
     Every node is a primary without replicas and owns an equal share of the 16384 slots;
     each keeps its cluster config file (``nodes.conf``) in its own temp dir. `start()`
     returns once every node reports ``cluster_state:ok`` and knows all the others.
+    Needs redis-server 7.0 or later: each node is given its cluster bus port explicitly
+    (``--cluster-port``), since free client ports above 55535 have no room for the
+    default bus port (client port + 10000).
 
     Args:
         nodes: how many primaries (at least 3, like a real cluster).
@@ -115,7 +118,7 @@ class RedisClusterServer:
             for i, client in enumerate(clients):
                 first = i * share
                 last = _SLOTS - 1 if i == len(clients) - 1 else first + share - 1
-                _command(client, "CLUSTER", "ADDSLOTSRANGE", first, last)
+                _command(client, "CLUSTER", "ADDSLOTS", *range(first, last + 1))
                 _command(client, "CLUSTER", "SET-CONFIG-EPOCH", i + 1)
             for port, bus in zip(self.ports[1:], self.bus_ports[1:], strict=True):
                 _command(clients[0], "CLUSTER", "MEET", "127.0.0.1", port, bus)
