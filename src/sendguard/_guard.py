@@ -410,7 +410,8 @@ class Guard:
     async def aclose(self) -> None:
         """Release store connections, asyncio ones included (the ASGI middleware calls
         this on lifespan shutdown)."""
-        for resource in (self.limiter.backend, self.breakers.store, *self._gates.values()):
+        await self.limiter.aclose()
+        for resource in (self.breakers.store, *self._gates.values()):
             closer = getattr(resource, "aclose", None)
             if closer is not None:
                 await closer()

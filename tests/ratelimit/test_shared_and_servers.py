@@ -72,6 +72,31 @@ def test_redis_going_away_keeps_limiting_in_process_then_comes_back(restartable_
     limiter.close()
 
 
+def test_aclose_releases_the_asyncio_connection_the_loop_used(redis_url, redis_client):
+    import asyncio
+
+    from sendguard.ratelimit.redis_backend import RedisLimitBackend
+
+    limiter = RateLimiter(redis_url)
+    limits = [Limit("route:GET /aclose", r) for r in parse_rates("5/minute")]
+    name = "sendguard-aclose-test"
+
+    def ours() -> int:  # connections of this test's asyncio client, as Redis sees them
+        return sum(1 for c in redis_client.client_list() if c.get("name") == name)
+
+    async def main() -> None:
+        assert (await limiter.acheck("k", limits)).allowed
+        backend = limiter.backend
+        assert isinstance(backend, RedisLimitBackend)
+        client = backend._aclients.get()  # the loop's client, made by acheck
+        await client.client_setname(name)
+        assert ours() == 1
+        await limiter.aclose()
+        assert ours() == 0
+
+    asyncio.run(main())
+
+
 # --- the middleware on real servers -----------------------------------------------------
 
 

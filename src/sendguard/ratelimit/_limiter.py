@@ -278,3 +278,12 @@ class RateLimiter:
     def close(self) -> None:
         """Release the backend's connections."""
         self.backend.close()
+
+    async def aclose(self) -> None:
+        """Release the backend's connections, the running loop's asyncio client included
+        (call it from the loop that used `acheck`)."""
+        closer = getattr(self.backend, "aclose", None)
+        if closer is not None:
+            await closer()
+        else:
+            self.backend.close()
