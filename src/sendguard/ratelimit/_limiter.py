@@ -134,7 +134,9 @@ class RateLimiter:
         )
         self._gate = StoreGate(self.backend.label, "ratelimit", self.telemetry, clock=clock)
         self._digests: dict[str, tuple[str, float]] = {}
-        self._key_cache: dict[tuple[str, int], tuple[list[str], float, Sequence[Limit]]] = {}
+        self._key_cache: dict[
+            tuple[str, int], tuple[list[str], float, list[Rate], Sequence[Limit]]
+        ] = {}
 
     @property
     def in_process(self) -> bool:
@@ -146,18 +148,20 @@ class RateLimiter:
         """True when the backend is a shared store that is currently answering."""
         return self.backend is not self._local and not self._gate.is_down
 
-    def _keys(self, key: str, limits: Sequence[Limit]) -> tuple[list[str], float]:
-        """Storage keys and window phase of `key` under `limits` (cached per route)."""
+    def _keys(self, key: str, limits: Sequence[Limit]) -> tuple[list[str], float, list[Rate]]:
+        """Storage keys, window phase and rates of `key` under `limits` (cached per route
+        and key: none of it changes between requests)."""
         cache_key = (key, id(limits))
         found = self._key_cache.get(cache_key)
-        if found is not None and found[2] is limits:
-            return found[0], found[1]
+        if found is not None and found[3] is limits:
+            return found[0], found[1], found[2]
         digest, phase = self._digest(key)
         keys = [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
+        rates = [limit.rate for limit in limits]
         if len(self._key_cache) >= 65_536:
             self._key_cache.clear()
-        self._key_cache[cache_key] = (keys, phase, limits)
-        return keys, phase
+        self._key_cache[cache_key] = (keys, phase, rates, limits)
+        return keys, phase, rates
 
     def _digest(self, key: str) -> tuple[str, float]:
         """The key's digest (never the key itself goes to storage) and its window phase."""
@@ -173,8 +177,7 @@ class RateLimiter:
 
     def storage_keys(self, key: str, limits: Sequence[Limit]) -> list[str]:
         """Storage keys for `key` under `limits`; the client key is digested, never stored."""
-        digest = self._digest(key)[0]
-        return [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
+        return list(self._keys(key, limits)[0])
 
     def _decide(
         self, limits: Sequence[Limit], cost: int, outcome: tuple[bool, list[Counts]] | None
@@ -228,6 +231,7 @@ class RateLimiter:
     def _without_store(
         self,
         keys: list[str],
+        rates: list[Rate],
         limits: Sequence[Limit],
         cost: int,
         phase: float,
@@ -236,7 +240,6 @@ class RateLimiter:
         """Decide locally: the memory store itself, or the fallback while the store is away."""
         if error is not None:
             self._gate.failed(error)
-        rates = [lim.rate for lim in limits]
         if self.backend is self._local:
             return self._decide(limits, cost, self._local.hit(keys, rates, cost, phase))
         if self.on_store_failure != "local":
@@ -248,32 +251,32 @@ class RateLimiter:
         """Count a request of `cost` by `key` under `limits` (all or none); decide."""
         if not limits:
             return NO_LIMITS
-        keys, phase = self._keys(key, limits)
+        keys, phase, rates = self._keys(key, limits)
         if self.backend is self._local:  # in process: the one-pass common case first
-            states = self._local.admit(keys, [lim.rate for lim in limits], cost, phase)
+            states = self._local.admit(keys, rates, cost, phase)
             if states is not None:
                 return _admitted(limits, states)
-            return self._without_store(keys, limits, cost, phase, None)
+            return self._without_store(keys, rates, limits, cost, phase, None)
         if self._use_store():
             try:
-                outcome = self.backend.hit(keys, [lim.rate for lim in limits], cost, phase)
+                outcome = self.backend.hit(keys, rates, cost, phase)
             except StoreUnavailable as exc:
-                return self._without_store(keys, limits, cost, phase, exc)
+                return self._without_store(keys, rates, limits, cost, phase, exc)
             return self._stored(limits, cost, outcome)
-        return self._without_store(keys, limits, cost, phase, None)
+        return self._without_store(keys, rates, limits, cost, phase, None)
 
     async def acheck(self, key: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
         """`check` for coroutines: the store round trip is awaited."""
         if not limits:
             return NO_LIMITS
-        keys, phase = self._keys(key, limits)
+        keys, phase, rates = self._keys(key, limits)
         if self._use_store():
             try:
-                outcome = await self.backend.ahit(keys, [lim.rate for lim in limits], cost, phase)
+                outcome = await self.backend.ahit(keys, rates, cost, phase)
             except StoreUnavailable as exc:
-                return self._without_store(keys, limits, cost, phase, exc)
+                return self._without_store(keys, rates, limits, cost, phase, exc)
             return self._stored(limits, cost, outcome)
-        return self._without_store(keys, limits, cost, phase, None)
+        return self._without_store(keys, rates, limits, cost, phase, None)
 
     def close(self) -> None:
         """Release the backend's connections."""
