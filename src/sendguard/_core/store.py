@@ -177,6 +177,18 @@ def _check_timeout(timeout: float) -> None:
         raise ConfigError(f"store timeout must be in (0, 10] seconds, got {timeout!r}")
 
 
+def _client_options(timeout: float, retry: object, options: dict[str, Any]) -> dict[str, Any]:
+    """What every client `connect_redis` and `connect_redis_async` make shares: short
+    socket timeouts, no client-side retries (`retry` does none), no health checks."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": retry,
+        "health_check_interval": 0,
+        **options,
+    }
+
+
 def connect_redis(
     url: str, *, timeout: float = DEFAULT_STORE_TIMEOUT, **options: Any
 ) -> RedisClient:
@@ -197,20 +209,12 @@ def connect_redis(
 
         cluster: redis.cluster.RedisCluster = redis.cluster.RedisCluster.from_url(
             node_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-            **options,
+            **_client_options(timeout, Retry(NoBackoff(), 0), options),
         )
         return cluster
     client: redis.Redis = redis.Redis.from_url(
         url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-        **options,
+        **_client_options(timeout, Retry(NoBackoff(), 0), options),
     )
     return client
 
@@ -272,19 +276,11 @@ def connect_redis_async(
 
         cluster: redis.asyncio.cluster.RedisCluster = redis.asyncio.cluster.RedisCluster.from_url(
             node_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-            **options,
+            **_client_options(timeout, Retry(NoBackoff(), 0), options),
         )
         return cluster
     client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
         url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-        **options,
+        **_client_options(timeout, Retry(NoBackoff(), 0), options),
     )
     return client
