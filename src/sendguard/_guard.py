@@ -31,9 +31,7 @@ from sendguard._route_policy import (
 from sendguard._routes import RoutePattern, catch_all, parse_pattern
 from sendguard.breakers import Breaker, BreakerRegistry, Outcome
 from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
-from sendguard.ratelimit._headers import (
-    policy_value,
-)
+from sendguard.ratelimit._headers import policy_value, ratelimit_encoder
 from sendguard.ratelimit._limiter import NO_LIMITS, Decision, Limit, OnStoreFailure, RateLimiter
 from sendguard.ratelimit._rates import parse_rates
 from sendguard.ratelimit._request import (
@@ -100,6 +98,7 @@ class Guard:
             store, clock=clock, hooks=hooks, on_store_failure=on_store_failure
         )
         self.telemetry = self.limiter.telemetry
+        self._limits_in_process = self.limiter.in_process
         self.breakers = breakers or BreakerRegistry(
             self.baseline.breaker or Breaker(),
             store=store if store is not None and store.startswith(REDIS_SCHEMES) else None,
@@ -194,6 +193,7 @@ class Guard:
                 policy_field=(b"ratelimit-policy", policy_value(limits).encode("latin-1"))
                 if limits
                 else (b"", b""),
+                encode_ratelimit=ratelimit_encoder(limits) if limits else None,
             )
             return made
 
@@ -224,15 +224,6 @@ class Guard:
             headers,
             resolve_client_ip(peer, headers, self.trusted),
         )
-
-    def _key(self, route: BoundRoute, request: RequestInfo, given: str | None) -> str:
-        if given is not None:
-            return given
-        try:
-            found = route.key(request)
-        except Exception:  # a key function bug must not fail the request
-            found = None
-        return str(found) if found else f"ip:{request.client_ip}"
 
     def _refuse(self, route: BoundRoute, error: Rejected, decision: Decision | None) -> Refusal:
         reason = type(error).__name__
@@ -275,14 +266,32 @@ class Guard:
             reason="full",
         )
 
+    def key_of(self, route: BoundRoute, request: RequestInfo) -> str:
+        """The key `request` counts under on `route`: its key function's answer, or the
+        client address when that gives nothing (or fails: a key function's bug must not
+        fail the request)."""
+        try:
+            found = route.key(request)
+        except Exception:
+            found = None
+        return str(found) if found else f"ip:{request.client_ip}"
+
     def enter(
         self, request: RequestInfo, key: str | None = None, bound: BoundRoute | None = None
     ) -> Pass:
-        """Admit `request` or raise `Refusal` (synchronous code: WSGI, decorators)."""
+        """Admit `request` or raise `Refusal` (synchronous code: WSGI, decorators).
+
+        `key` overrides what the route's key function would say.
+        """
         route = bound or self.bound(request.route)
+        return self.admit(route, self._who(route, request, key))
+
+    def admit(self, route: BoundRoute, key: str) -> Pass:
+        """Admit a call of `route` counted under `key`, or raise `Refusal` (what `enter`
+        does once it knows the route and the key; a route without limits ignores `key`)."""
         start = self.clock.monotonic()
         if route.limits:
-            decision = self.limiter.check(self._key(route, request, key), route.limits, route.cost)
+            decision = self.limiter.check(key, route.limits, route.cost)
             if not decision.allowed:
                 raise self._limited(route, decision)
         else:
@@ -308,23 +317,31 @@ class Guard:
     async def aenter(
         self, request: RequestInfo, key: str | None = None, bound: BoundRoute | None = None
     ) -> Pass:
-        """`enter` for coroutines (ASGI): store round trips and waits are awaited.
+        """`enter` for coroutines (ASGI): store round trips and waits are awaited."""
+        route = bound or self.bound(request.route)
+        return await self.aadmit(route, self._who(route, request, key))
+
+    def _who(self, route: BoundRoute, request: RequestInfo, key: str | None) -> str:
+        if key is not None:
+            return key
+        return self.key_of(route, request) if route.limits else ""  # nothing counted, no key
+
+    async def aadmit(self, route: BoundRoute, key: str) -> Pass:
+        """`admit` for coroutines.
 
         Steps that need no I/O (counts in process, a plainly closed breaker, a free local
         bulkhead slot) are taken without awaiting.
         """
-        route = bound or self.bound(request.route)
         start = self.clock.monotonic()
         if route.limits:
             limiter = self.limiter
-            who = self._key(route, request, key)
-            if limiter.in_process:
-                decision = limiter.check(who, route.limits, route.cost)
+            if self._limits_in_process:
+                decision = limiter.check(key, route.limits, route.cost)
             else:
-                decision = await limiter.acheck(who, route.limits, route.cost)
+                decision = await limiter.acheck(key, route.limits, route.cost)
             if not decision.allowed:
                 raise self._limited(route, decision)
-        else:  # no limit on this route: no key to work out, nothing to count
+        else:  # no limit on this route: nothing to count
             decision = NO_LIMITS
         breaker, ticket = route.breaker, -1
         if breaker is not None:
@@ -367,6 +384,23 @@ class Guard:
         if p.route.breaker is not None:
             elapsed = self.clock.monotonic() - p.start
             p.route.breaker.finish(p.ticket, self._outcome(p, status, error), elapsed)
+
+    def leave_fast(self, p: Pass, status: int | None) -> bool:
+        """Finish a call that returned `status` without awaiting, when nothing needs I/O
+        (a local bulkhead slot, a plain breaker success). False when `aleave` must do it;
+        then nothing was done."""
+        gate = p.route.gate
+        if p.slot is not None and gate is not None and not gate.local:
+            return False
+        breaker = p.route.breaker
+        if breaker is not None:
+            if (status is not None and status >= 500) or breaker.policy.classify_result is not None:
+                return False
+            if not breaker.finish_fast(p.ticket, Outcome.SUCCESS, self.clock.monotonic() - p.start):
+                return False
+        if p.slot is not None and gate is not None:
+            gate.leave(p.slot)
+        return True
 
     async def aleave(self, p: Pass, status: int | None, error: BaseException | None = None) -> None:
         """`leave` for coroutines."""

@@ -9,6 +9,7 @@ the response the web adapters send.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sendguard._core.errors import BreakerOpen, ConfigError, RateLimited, Rejected
@@ -24,6 +25,7 @@ from sendguard.ratelimit._headers import (
 from sendguard.ratelimit._limiter import Decision, Limit
 from sendguard.ratelimit._rates import Rate, parse_rates
 from sendguard.ratelimit._request import KeyFunction
+from sendguard.ratelimit._window import LimitState
 
 __all__ = ["BoundRoute", "Pass", "Refusal", "RoutePolicy", "check_costs", "check_groups"]
 
@@ -93,6 +95,8 @@ class BoundRoute:
     """The RateLimit-Policy value (the same for every request of the route)."""
     policy_field: tuple[bytes, bytes] = (b"", b"")
     """The same, as an encoded ASGI header."""
+    encode_ratelimit: Callable[[tuple[LimitState, ...]], bytes] | None = None
+    """The ``RateLimit`` value of these limits' states, encoded (see `ratelimit_encoder`)."""
     outcomes: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     """Requests admitted, limited, refused by the breaker, refused by the bulkhead."""
 
@@ -114,9 +118,12 @@ class Pass:
 
     def asgi_headers(self) -> list[tuple[bytes, bytes]]:
         """The RateLimit fields as encoded ASGI headers (lower-case names)."""
-        if not self.decision.limits:
+        decision, route = self.decision, self.route
+        if not decision.limits:
             return []
-        return [self.route.policy_field, (b"ratelimit", ratelimit_value(self.decision).encode())]
+        if route.encode_ratelimit is None:
+            return [route.policy_field, (b"ratelimit", ratelimit_value(decision).encode())]
+        return [route.policy_field, (b"ratelimit", route.encode_ratelimit(decision.states))]
 
 
 class Refusal(Exception):

@@ -19,6 +19,7 @@ from typing import Any
 
 from sendguard._guard import Guard, Refusal
 from sendguard._route_policy import BoundRoute
+from sendguard.ratelimit._request import HeaderKey
 
 __all__ = ["GuardMiddleware", "ScopeHeaders", "starlette_template"]
 
@@ -156,6 +157,19 @@ class GuardMiddleware:
             self._bound[cache_key] = found
         return found
 
+    def _key_of(self, bound: BoundRoute, scope: Scope) -> str:
+        """The key the request counts under. A header key with no trusted proxies reads
+        the raw headers; any other key function gets a `RequestInfo`."""
+        guard = self.guard
+        client = scope.get("client")
+        peer = client[0] if client else None
+        key = bound.key
+        if type(key) is HeaderKey and not guard.trusted:
+            return key.from_raw(scope["headers"]) or f"ip:{peer or 'unknown'}"
+        headers = ScopeHeaders(scope["headers"])
+        request = guard.request(scope["method"], scope["path"], headers, peer, route=bound.name)
+        return guard.key_of(bound, request)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, self._closing_on_shutdown(receive), send)
@@ -168,13 +182,9 @@ class GuardMiddleware:
         if bound.exempt:
             await self.app(scope, receive, send)
             return
-        headers = ScopeHeaders(scope["headers"])
-        client = scope.get("client")
-        request = guard.request(
-            scope["method"], scope["path"], headers, client[0] if client else None, route=bound.name
-        )
         try:
-            admitted = await guard.aenter(request, bound=bound)
+            who = self._key_of(bound, scope) if bound.limits else ""  # no limit, no key
+            admitted = await guard.aadmit(bound, who)
         except Refusal as refusal:
             await _send_refusal(send, refusal)
             return
@@ -183,22 +193,27 @@ class GuardMiddleware:
             try:
                 await self.app(scope, receive, send)
             finally:
-                await guard.aleave(admitted, None)
+                if not guard.leave_fast(admitted, None):
+                    await guard.aleave(admitted, None)
             return
         status: list[int] = []
 
-        async def send_with_headers(message: Message) -> None:
+        # A plain function handing back `send`'s own awaitable: no coroutine of its own
+        # per message (this runs for every chunk of every admitted response).
+        def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
         except BaseException as error:
             await guard.aleave(admitted, status[0] if status else None, error)
             raise
-        await guard.aleave(admitted, status[0] if status else None)
+        code = status[0] if status else None
+        if not guard.leave_fast(admitted, code):
+            await guard.aleave(admitted, code)
 
 
 async def _send_refusal(send: Send, refusal: Refusal) -> None:

@@ -311,3 +311,50 @@ def test_a_route_without_limits_never_asks_for_a_key():
         assert (p.headers() == []) is (path == "/open")
         g.leave(p, 200)
     assert asked == ["GET /limited"]  # the unlimited route counted nothing, keyed nothing
+
+
+def test_a_plain_end_is_finished_without_awaiting_and_anything_else_is_left_to_aleave():
+    g, clock = guard(
+        baseline=RoutePolicy(bulkhead=Bulkhead(1), breaker=Breaker.consecutive(1)),
+    )
+    route = g.bound("GET /x")
+    assert route.gate is not None and route.breaker is not None
+    p = g.admit(route, "k")
+    assert g.leave_fast(p, 200) is True
+    assert route.gate.in_flight == 0  # the slot is back
+    p = g.admit(route, "k")
+    assert g.leave_fast(p, 503) is False  # a failure may trip: the breaker's slow path
+    assert route.gate.in_flight == 1  # and nothing was done, the slot is still held
+    asyncio.run(g.aleave(p, 503))
+    assert route.gate.in_flight == 0
+    with pytest.raises(Refusal) as refused:
+        g.admit(route, "k")
+    assert refused.value.status == 503  # aleave fed the failure to the breaker
+
+
+def test_the_ratelimit_encoder_writes_what_the_general_formatter_writes():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from sendguard.ratelimit._headers import ratelimit_encoder, ratelimit_value
+    from sendguard.ratelimit._limiter import Decision, Limit
+    from sendguard.ratelimit._rates import parse_rates
+    from sendguard.ratelimit._window import LimitState
+
+    every = [Limit("route:GET /x", r) for r in parse_rates("5/second;100/minute;1000/day")]
+
+    @given(
+        n=st.integers(1, 3),
+        remaining=st.lists(st.integers(0, 10**6), min_size=3, max_size=3),
+        reset=st.lists(st.floats(0, 86400), min_size=3, max_size=3),
+    )
+    def check(n: int, remaining: list[int], reset: list[float]) -> None:
+        limits = tuple(every[:n])
+        states = tuple(
+            LimitState(lim.rate, True, r, t, 0.0)
+            for lim, r, t in zip(limits, remaining, reset, strict=False)
+        )
+        decision = Decision(True, limits, states, 0.0)
+        assert ratelimit_encoder(limits)(states) == ratelimit_value(decision).encode()
+
+    check()

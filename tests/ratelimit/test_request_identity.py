@@ -106,3 +106,29 @@ def test_remembered_answers_are_the_computed_ones_and_the_memory_is_bounded(addr
             expected = any(ip in ipaddress.ip_network(n) for n in networks)
         assert (address in trusted) is expected
         assert len(trusted._memo) <= 8
+
+
+_HEADER_NAMES = st.sampled_from(
+    [b"authorization", b"Authorization", b"AUTHORIZATION", b"x-user", b"X-User", b"host", b"x"]
+)
+
+
+@given(
+    raw=st.lists(
+        st.tuples(_HEADER_NAMES, st.binary(max_size=6).filter(lambda v: b"\x00" not in v)),
+        max_size=6,
+    ),
+    name=st.sampled_from(["Authorization", "x-user", "X-USER"]),
+)
+def test_a_header_key_reads_raw_asgi_headers_as_it_reads_a_request(raw, name):
+    from sendguard.asgi import ScopeHeaders
+
+    key = by_header(name)
+    request = RequestInfo("GET", "/x", "GET /x", ScopeHeaders(raw), "1.1.1.1")
+    assert key.from_raw(raw) == key(request)
+
+
+def test_a_header_key_needs_a_name():
+    with pytest.raises(ConfigError, match="got ''"):
+        by_header("")
+    assert repr(by_header("X-Tenant")) == "by_header('x-tenant')"

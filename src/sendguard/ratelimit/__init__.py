@@ -14,6 +14,7 @@ from sendguard.ratelimit._limiter import Decision, Limit, OnStoreFailure, RateLi
 from sendguard.ratelimit._pacer import Pacer
 from sendguard.ratelimit._rates import Rate, parse_rates
 from sendguard.ratelimit._request import (
+    HeaderKey,
     KeyFunction,
     RequestInfo,
     TrustedProxies,
@@ -30,6 +31,7 @@ __all__ = [
     "BulkheadGate",
     "Counts",
     "Decision",
+    "HeaderKey",
     "KeyFunction",
     "Limit",
     "LimitBackend",

@@ -125,7 +125,6 @@ class MemoryLimitBackend:
         now = self._now()
         data = self._data
         states: list[LimitState] = []
-        rolled: list[tuple[list[float], int, float, float]] = []
         with self._lock:
             for key, rate in zip(keys, rates, strict=True):
                 w = rate.seconds
@@ -144,12 +143,15 @@ class MemoryLimitBackend:
                 elapsed = start - idx * w
                 left = rate.amount - prev * (1.0 - elapsed / w) - curr - cost
                 if left < 0:
+                    # Refused: take back what the limits before this one counted. Their
+                    # windows stay rolled forward, which changes no estimate.
+                    for counted in keys[: len(states)]:
+                        data[counted][2] -= cost
                     return None
-                # tuple.__new__ skips the Python-level NamedTuple constructor.
-                states.append(_new_state(LimitState, (rate, True, int(left), w - elapsed, 0.0)))
-                rolled.append((entry, idx, prev, curr))
-            for entry, idx, prev, curr in rolled:
+                # Counted at once (the refusal above undoes it), so the common case makes
+                # one pass; tuple.__new__ skips the NamedTuple's Python-level constructor.
                 entry[0], entry[1], entry[2] = idx, prev, curr + cost
+                states.append(_new_state(LimitState, (rate, True, int(left), w - elapsed, 0.0)))
             if len(data) > self.max_keys:
                 self._sweep(now)
         return tuple(states)

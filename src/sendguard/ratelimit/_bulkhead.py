@@ -108,10 +108,8 @@ class BulkheadGate:
                 return True
         return None
 
-    @property
-    def local(self) -> bool:
-        """True when slots are counted in this process only."""
-        return True
+    local: bool = True
+    """True when slots are counted in this process only (`leave` needs no I/O)."""
 
     def enter(self, max_wait: float | None = None) -> object | None:
         """Take a slot, waiting up to `max_wait` (default: the policy's).

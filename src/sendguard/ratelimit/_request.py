@@ -15,6 +15,7 @@ from typing import NamedTuple
 from sendguard._core.errors import ConfigError
 
 __all__ = [
+    "HeaderKey",
     "KeyFunction",
     "RequestInfo",
     "TrustedProxies",
@@ -126,16 +127,42 @@ def by_client_ip(request: RequestInfo) -> str:
     return f"ip:{request.client_ip}"
 
 
-def by_header(name: str) -> KeyFunction:
+class HeaderKey:
+    """Key by the value of one request header (digested in storage); else by client address.
+
+    Made by `by_header`. Besides reading `RequestInfo.headers`, it can read an ASGI
+    scope's raw header list directly (`from_raw`), which spares the middleware building
+    a `RequestInfo` on every request.
+    """
+
+    __slots__ = ("header", "raw_name")
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"a key header needs a name, got {name!r}")
+        self.header = name.strip().lower()
+        self.raw_name = self.header.encode("latin-1")
+
+    def __call__(self, request: RequestInfo) -> str | None:
+        value = request.headers.get(self.header)
+        return f"{self.header}:{value}" if value else None
+
+    def from_raw(self, raw: Iterable[tuple[bytes, bytes]]) -> str | None:
+        """The key from raw ``(name, value)`` header pairs (the first value of the header,
+        its name in any case); None when the header is absent or empty."""
+        wanted = self.raw_name
+        for name, value in raw:
+            if name == wanted or (len(name) == len(wanted) and name.lower() == wanted):
+                return f"{self.header}:{value.decode('latin-1')}" if value else None
+        return None
+
+    def __repr__(self) -> str:
+        return f"by_header({self.header!r})"
+
+
+def by_header(name: str) -> HeaderKey:
     """Key by the value of header `name` (digested in storage); else by client address."""
-    header = name.lower()
-
-    def key(request: RequestInfo) -> str | None:
-        value = request.headers.get(header)
-        return f"{header}:{value}" if value else None
-
-    key.__doc__ = f"Key by the {name} header (digested in storage); else by client address."
-    return key
+    return HeaderKey(name)
 
 
 by_api_key: KeyFunction = by_header("authorization")

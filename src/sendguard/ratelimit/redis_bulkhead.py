@@ -216,9 +216,7 @@ class SharedBulkheadGate(BulkheadGate):
     def try_enter(self) -> object | None:
         return None
 
-    @property
-    def local(self) -> bool:
-        return False
+    local = False
 
     @property
     def in_flight(self) -> int:
