@@ -9,11 +9,13 @@
    a subprocess on a free loopback port, so load generator and server never share a GIL)
    in five variants, all started at once and loaded in turn by ``wrk`` (one thread, 32
    keep-alive connections, the three paths in rotation): ``bare``; ``memory``:
-   `GuardMiddleware` with a baseline of two rates set so high that nothing is refused
-   (this measures overhead, not refusals), a breaker and a bulkhead on every route,
-   in-process state; ``redis``: the same on a real redis-server (`RedisServer`);
-   ``slowapi_memory`` / ``slowapi_redis``: slowapi's pure-ASGI middleware with the same
-   rates as its default limit, on the same sliding-window-counter algorithm. Rounds
+   `GuardMiddleware` with a baseline of two rates (the issue's ``10/second;120/minute``
+   shape) set so high that nothing is refused (this measures overhead, not refusals), a
+   breaker and a bulkhead on every route, in-process state; ``redis``: the same on a real
+   redis-server (`RedisServer`); ``slowapi_memory`` / ``slowapi_redis``: slowapi's
+   pure-ASGI middleware with the same rates as its default limit, on the same
+   sliding-window-counter algorithm; ``memory_one_limit``: ``memory`` with only the first
+   rate (one item in each RateLimit field), reported without a target. Rounds
    alternate the variants (each round starts one later); the median requests/s of each
    is reported, and any non-2xx answer is counted (there should be none). With two CPUs
    or more, the servers run on one half and wrk and redis-server on the other.
@@ -64,9 +66,11 @@ from sendguard import Breaker, Bulkhead, Guard, RoutePolicy
 from sendguard.asgi import GuardMiddleware
 from sendguard.testing.servers import RedisServer, free_port
 
-VARIANTS = ("bare", "memory", "redis", "slowapi_memory", "slowapi_redis")
+VARIANTS = ("bare", "memory", "redis", "slowapi_memory", "slowapi_redis", "memory_one_limit")
 HIGH_LIMITS = "1000000/second;100000000/minute"
-"""Every route's limits in every guarded variant: far above what one server can serve."""
+"""Every route's limits in the guarded variants: far above what one server can serve."""
+HIGH_LIMIT = "1000000/second"
+"""The baseline of ``memory_one_limit``: the first of those rates alone."""
 PATHS = ("/ping", "/archive/welcome-issue", "/v1/emails/42/analytics")
 TARGETS = {"memory_ratio": 0.85, "redis_vs_slowapi": 2.0}
 WRK_CONNECTIONS = 32
@@ -104,6 +108,7 @@ def guarded_app(
     breaker: bool = True,
     bulkhead: bool = True,
     template: Callable[[MutableMapping[str, Any]], str | None] | None = None,
+    rates: str = HIGH_LIMITS,
 ) -> GuardMiddleware:
     """The app behind `GuardMiddleware`: limits, breaker and bulkhead on every route.
 
@@ -112,7 +117,7 @@ def guarded_app(
     guard = Guard(
         store=store,
         baseline=RoutePolicy(
-            limits=HIGH_LIMITS if limits else None,
+            limits=rates if limits else None,
             breaker=Breaker.rate(0.5, slow=2.0) if breaker else None,
             bulkhead=Bulkhead(4 * WRK_CONNECTIONS, max_wait=0.05) if bulkhead else None,
         ),
@@ -126,6 +131,8 @@ def make_app(variant: str, redis_url: str | None = None) -> ASGIApp:
         return cast(ASGIApp, starlette_app())
     if variant in ("memory", "redis"):
         return guarded_app(redis_url if variant == "redis" else None)
+    if variant == "memory_one_limit":
+        return guarded_app(None, rates=HIGH_LIMIT)
     if variant in ("slowapi_memory", "slowapi_redis"):
         from slowapi import Limiter
         from slowapi.middleware import SlowAPIASGIMiddleware
@@ -263,6 +270,7 @@ def measure_in_process(redis_url: str, *, number: int, repeat: int) -> dict[str,
     forms: dict[str, ASGIApp] = {
         "bare": make_app("bare"),
         "memory": make_app("memory"),
+        "memory_one_limit": make_app("memory_one_limit"),
         "slowapi_memory": make_app("slowapi_memory"),
         "noop": _noop,
         "noop_guarded": GuardMiddleware(_noop, guarded_app(None).guard),
@@ -284,6 +292,7 @@ def measure_in_process(redis_url: str, *, number: int, repeat: int) -> dict[str,
     return {
         "bare_app_us": us["bare"],
         "stack_us": full - us["bare"],
+        "stack_one_limit_us": us["memory_one_limit"] - us["bare"],
         "stack_noop_us": us["noop_guarded"] - us["noop"],
         "enter_leave_us": us["enter_leave"],
         "stack_redis_us": (redis_timings["redis"].best - redis_timings["bare"].best) / 1000,
@@ -301,6 +310,7 @@ def measure_in_process(redis_url: str, *, number: int, repeat: int) -> dict[str,
 
 _IN_PROCESS_ROWS = (
     ("stack_us", "GuardMiddleware + app, minus the app (stack_us)"),
+    ("stack_one_limit_us", "the same with one rate in the baseline"),
     ("stack_noop_us", "GuardMiddleware around a no-op app"),
     ("enter_leave_us", "guard.aenter + guard.aleave alone"),
     ("stack_redis_us", "GuardMiddleware on Redis, minus the app"),
@@ -352,6 +362,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "slowapi_memory_rps": round(rps["slowapi_memory"], 1),
         "slowapi_redis_rps": round(rps["slowapi_redis"], 1),
         "memory_ratio": round(rps["memory"] / rps["bare"], 3),
+        "memory_one_limit_ratio": round(rps["memory_one_limit"] / rps["bare"], 3),
         "redis_ratio": round(rps["redis"] / rps["bare"], 3),
         "slowapi_memory_ratio": round(rps["slowapi_memory"] / rps["bare"], 3),
         "slowapi_redis_ratio": round(rps["slowapi_redis"] / rps["bare"], 3),

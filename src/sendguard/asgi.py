@@ -120,6 +120,7 @@ class GuardMiddleware:
         self._template = template
         self._routes: list[Any] | bool | None = False  # False: not looked up yet
         self._bound: dict[tuple[str, str], BoundRoute] = {}
+        self._raw_keys = not guard.trusted  # no proxies: a header key reads raw headers
 
     def _closing_on_shutdown(self, receive: Receive) -> Receive:
         async def receive_and_close() -> Message:
@@ -164,17 +165,17 @@ class GuardMiddleware:
         client = scope.get("client")
         peer = client[0] if client else None
         key = bound.key
-        if type(key) is HeaderKey and not guard.trusted:
+        if type(key) is HeaderKey and self._raw_keys:
             return key.from_raw(scope["headers"]) or f"ip:{peer or 'unknown'}"
         headers = ScopeHeaders(scope["headers"])
         request = guard.request(scope["method"], scope["path"], headers, peer, route=bound.name)
         return guard.key_of(bound, request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, self._closing_on_shutdown(receive), send)
-            return
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                receive = self._closing_on_shutdown(receive)
             await self.app(scope, receive, send)
             return
         guard = self.guard

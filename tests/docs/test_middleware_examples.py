@@ -61,14 +61,14 @@ def check_fastapi_app(out: list[str]) -> None:
     # (a little less if the minute turned between the requests)
     assert 29 <= number_after(r"Retry-After: (\d+)$", out) <= 90
     assert out[2:] == [
-        "email: 200 {'id': 'em_1'} | \"route-100-per-60s\";q=100;w=60",
+        "email: 200 {'id': 'em_1'} | \"route-60s\";q=100;w=60",
         "healthz: 200 False",
     ]
 
 
 def check_flask_app(out: list[str]) -> None:
-    assert re.fullmatch(r'/v1/emails/1: 200 "route-2-per-60s";r=1;t=\d+', out[0])
-    assert re.fullmatch(r'/v1/emails/2: 200 "route-2-per-60s";r=0;t=\d+', out[1])
+    assert re.fullmatch(r'/v1/emails/1: 200 "route-60s";r=1;t=\d+', out[0])
+    assert re.fullmatch(r'/v1/emails/2: 200 "route-60s";r=0;t=\d+', out[1])
     assert out[2] == "/v1/emails/3: 429 GET /v1/emails/{email_id}"
     assert out[3].startswith(
         "/v1/reports/weekly: [500, 500, 500, 503] | urn:sendguard:problem:breaker-open "

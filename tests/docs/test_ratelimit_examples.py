@@ -58,12 +58,10 @@ def check_quickstart(out: list[str]) -> None:
         "refused: application/problem+json Too Many Requests",
     ]
     assert out[2] in ("Retry-After: 1", "Retry-After: 2")  # 0.5 to 1.5 s, rounded up
-    assert out[3] == 'RateLimit-Policy: "route-2-per-1s";q=2;w=1, "route-10-per-60s";q=10;w=60'
-    assert re.fullmatch(
-        r'RateLimit: "route-2-per-1s";r=0;t=1, "route-10-per-60s";r=8;t=\d+', out[4]
-    )
-    assert 1 <= number_after(r'"route-10-per-60s";r=8;t=(\d+)', out) <= 60
-    assert re.fullmatch(r'archive: 200 200 "route-100-per-60s";r=99;t=\d+', out[5])
+    assert out[3] == 'RateLimit-Policy: "route-1s";q=2;w=1, "route-60s";q=10;w=60'
+    assert re.fullmatch(r'RateLimit: "route-1s";r=0;t=1, "route-60s";r=8;t=\d+', out[4])
+    assert 1 <= number_after(r'"route-60s";r=8;t=(\d+)', out) <= 60
+    assert re.fullmatch(r'archive: 200 200 "route-60s";r=99;t=\d+', out[5])
     assert out[6] == "healthz: 200 False"
     assert len(out) == 7
 
@@ -84,9 +82,9 @@ def check_baseline_and_overrides(out: list[str]) -> None:
 
 def check_groups_and_app_limits(out: list[str]) -> None:
     assert out == [
-        '/v1/exports/contacts: 200 "app-6-per-60s";r=5;t=10, "group-2-per-60s";r=1;t=10',
-        '/v1/exports/events: 200 "app-6-per-60s";r=4;t=10, "group-2-per-60s";r=0;t=10',
-        '/v1/exports/contacts: 429 "app-6-per-60s";r=4;t=10, "group-2-per-60s";r=0;t=10',
+        '/v1/exports/contacts: 200 "app-60s";r=5;t=10, "group-60s";r=1;t=10',
+        '/v1/exports/events: 200 "app-60s";r=4;t=10, "group-60s";r=0;t=10',
+        '/v1/exports/contacts: 429 "app-60s";r=4;t=10, "group-60s";r=0;t=10',
         "emails: [200, 200, 200, 200]",
         "refused by: rate limit 6/60s on app reached; retry in 19.6s",
         "another client: 200",
@@ -94,12 +92,12 @@ def check_groups_and_app_limits(out: list[str]) -> None:
 
 
 def check_cost_and_exemptions(out: list[str]) -> None:
-    sends = [f'POST /v1/emails: 200 "group-30-per-60s";r={r};t=56' for r in (29, 28, 27, 26, 25)]
+    sends = [f'POST /v1/emails: 200 "group-60s";r={r};t=56' for r in (29, 28, 27, 26, 25)]
     assert out == [
         *sends,
-        'POST /v1/emails/batch: 200 "group-30-per-60s";r=15;t=56',
-        'POST /v1/emails/batch: 200 "group-30-per-60s";r=5;t=56',
-        'POST /v1/emails/batch: 429 "group-30-per-60s";r=0;t=56',
+        'POST /v1/emails/batch: 200 "group-60s";r=15;t=56',
+        'POST /v1/emails/batch: 200 "group-60s";r=5;t=56',
+        'POST /v1/emails/batch: 429 "group-60s";r=0;t=56',
         "healthz: [200, 200, 200] False",
     ]
 
@@ -127,8 +125,8 @@ def check_trusted_proxies(out: list[str]) -> None:
 
 def check_store_failure(out: list[str]) -> None:
     for direction, statuses, header in (
-        ("local", "[200, 200, 429, 429]", '"route-2-per-60s";r=1;t=19'),
-        ("allow", "[200, 200, 200, 200]", '"route-2-per-60s";r=1;t=60'),
+        ("local", "[200, 200, 429, 429]", '"route-60s";r=1;t=19'),
+        ("allow", "[200, 200, 200, 200]", '"route-60s";r=1;t=60'),
         ("deny", "[429, 429, 429, 429]", "-"),
     ):
         start = out.index(f"on_store_failure={direction!r}:")
@@ -185,8 +183,8 @@ def check_telemetry(out: list[str]) -> None:
 
 
 def check_headers(out: list[str]) -> None:
-    policy = 'ratelimit-policy: "route-2-per-1s";q=2;w=1, "route-100-per-60s";q=100;w=60'
-    state = 'ratelimit: "route-2-per-1s";r=0;t=1, "route-100-per-60s";r=98;t=19'
+    policy = 'ratelimit-policy: "route-1s";q=2;w=1, "route-60s";q=100;w=60'
+    state = 'ratelimit: "route-1s";r=0;t=1, "route-60s";r=98;t=19'
     blocks = "\n".join(out).split("\n\n")
     assert [b.splitlines()[0] for b in blocks] == ["HTTP 200", "HTTP 429", "HTTP 503", "HTTP 503"]
     for block in blocks:
@@ -196,12 +194,12 @@ def check_headers(out: list[str]) -> None:
     assert "retry-after: 30" in blocks[2].splitlines()
     assert "retry-after: 1" in blocks[3].splitlines()
     assert structured_list(policy.split(": ", 1)[1]) == [
-        ("route-2-per-1s", {"q": 2, "w": 1}),
-        ("route-100-per-60s", {"q": 100, "w": 60}),
+        ("route-1s", {"q": 2, "w": 1}),
+        ("route-60s", {"q": 100, "w": 60}),
     ]
     assert structured_list(state.split(": ", 1)[1]) == [
-        ("route-2-per-1s", {"r": 0, "t": 1}),
-        ("route-100-per-60s", {"r": 98, "t": 19}),
+        ("route-1s", {"r": 0, "t": 1}),
+        ("route-60s", {"r": 98, "t": 19}),
     ]
     kinds = ["rate-limited", "breaker-open", "bulkhead-full"]
     for block, kind in zip(blocks[1:], kinds, strict=True):

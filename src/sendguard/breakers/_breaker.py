@@ -267,8 +267,14 @@ class CircuitBreaker(CallForms, OperatorControls):
         return self._machine.closed_ticket if now < self._fast_until else None
 
     def finish_fast(self, ticket: int, outcome: Outcome, elapsed: float) -> bool:
-        """Record a plain success without the lock; False if `finish` must do it."""
-        return self._fast_success(ticket, outcome, elapsed)
+        """Record a plain success of a recorded closed-state call without the lock; False
+        (nothing recorded) if `finish` must do it."""
+        if ticket & 3 or outcome is not Outcome.SUCCESS:
+            return False
+        if self._slow is not None and elapsed >= self._slow:
+            return False
+        self._tick()
+        return True
 
     def admit(self, now: float) -> int:
         """Decide a call's fate: a ticket to pass to `finish`, or raise `BreakerOpen`."""
@@ -345,18 +351,9 @@ class CircuitBreaker(CallForms, OperatorControls):
                 return None
             return ("trip", (self.name, generation, m.open_for(0, self._rng.random()), 0, reason))
 
-    def _fast_success(self, ticket: int, outcome: Outcome, elapsed: float) -> bool:
-        """Count a plain success of a recorded closed-state call without the lock."""
-        if ticket & 3 or outcome is not Outcome.SUCCESS:
-            return False
-        if self._slow is not None and elapsed >= self._slow:
-            return False
-        self._tick()
-        return True
-
     def finish(self, ticket: int, outcome: Outcome, elapsed: float) -> None:
         """Record the outcome of a call admitted with `ticket` that took `elapsed` seconds."""
-        if self._fast_success(ticket, outcome, elapsed):
+        if self.finish_fast(ticket, outcome, elapsed):
             return
         op = self._settle(ticket, outcome, elapsed, self._now())
         if op is not None:
@@ -370,7 +367,7 @@ class CircuitBreaker(CallForms, OperatorControls):
 
     async def afinish(self, ticket: int, outcome: Outcome, elapsed: float) -> None:
         """`finish` for coroutines."""
-        if self._fast_success(ticket, outcome, elapsed):
+        if self.finish_fast(ticket, outcome, elapsed):
             return
         op = self._settle(ticket, outcome, elapsed, self._now())
         if op is not None:

@@ -41,7 +41,8 @@ class Limit:
     scope: str
     rate: Rate
     name: str = field(init=False)
-    """The policy name in the RateLimit headers, e.g. ``route-120-per-60s``."""
+    """The policy name in the RateLimit headers: its scope's kind and window, ``route-60s``
+    (the quota is the policy's ``q``; a scope has at most one limit per window)."""
     slug: str = field(init=False)
     """The scope and rate as a storage key suffix."""
 
@@ -50,7 +51,7 @@ class Limit:
             raise ConfigError(f"Limit.rate must be a Rate, got {self.rate!r}")
         kind = self.scope.split(":", 1)[0]
         window = _seconds(self.rate.seconds)
-        object.__setattr__(self, "name", f"{kind}-{self.rate.amount}-per-{window}s")
+        object.__setattr__(self, "name", f"{kind}-{window}s")
         slug = f"{key_part(self.scope)}/{self.rate.amount}/{window}"
         object.__setattr__(self, "slug", slug)
 
@@ -81,12 +82,6 @@ NO_LIMITS = Decision(True, (), (), 0.0)
 """The decision for a request no limit applies to."""
 
 _new_decision = tuple.__new__
-
-
-def _admitted(limits: Sequence[Limit], states: tuple[LimitState, ...]) -> Decision:
-    """An admitting decision, built without the NamedTuple's Python-level constructor."""
-    limits = limits if isinstance(limits, tuple) else tuple(limits)
-    return _new_decision(Decision, (True, limits, states, 0.0, False, False))
 
 
 def open_backend(
@@ -135,7 +130,7 @@ class RateLimiter:
         self._gate = StoreGate(self.backend.label, "ratelimit", self.telemetry, clock=clock)
         self._digests: dict[str, tuple[str, float]] = {}
         self._key_cache: dict[
-            tuple[str, int], tuple[list[str], float, list[Rate], Sequence[Limit]]
+            tuple[str, int], tuple[tuple[list[str], float, list[Rate]], Sequence[Limit]]
         ] = {}
 
     @property
@@ -151,17 +146,19 @@ class RateLimiter:
     def _keys(self, key: str, limits: Sequence[Limit]) -> tuple[list[str], float, list[Rate]]:
         """Storage keys, window phase and rates of `key` under `limits` (cached per route
         and key: none of it changes between requests)."""
-        cache_key = (key, id(limits))
-        found = self._key_cache.get(cache_key)
-        if found is not None and found[3] is limits:
-            return found[0], found[1], found[2]
+        found = self._key_cache.get((key, id(limits)))
+        if found is not None and found[1] is limits:
+            return found[0]
         digest, phase = self._digest(key)
-        keys = [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits]
-        rates = [limit.rate for limit in limits]
+        made = (
+            [f"sendguard:{{rl:{digest}}}:{limit.slug}" for limit in limits],
+            phase,
+            [limit.rate for limit in limits],
+        )
         if len(self._key_cache) >= 65_536:
             self._key_cache.clear()
-        self._key_cache[cache_key] = (keys, phase, rates, limits)
-        return keys, phase, rates
+        self._key_cache[(key, id(limits))] = (made, limits)
+        return made
 
     def _digest(self, key: str) -> tuple[str, float]:
         """The key's digest (never the key itself goes to storage) and its window phase."""
@@ -254,8 +251,9 @@ class RateLimiter:
         keys, phase, rates = self._keys(key, limits)
         if self.backend is self._local:  # in process: the one-pass common case first
             states = self._local.admit(keys, rates, cost, phase)
-            if states is not None:
-                return _admitted(limits, states)
+            if states is not None:  # admitted: the NamedTuple built without its constructor
+                held = limits if type(limits) is tuple else tuple(limits)
+                return _new_decision(Decision, (True, held, states, 0.0, False, False))
             return self._without_store(keys, rates, limits, cost, phase, None)
         if self._use_store():
             try:

@@ -40,7 +40,7 @@ def parse_rates(text: str | Rate | tuple[Rate, ...] | list[Rate]) -> tuple[Rate,
     if isinstance(text, tuple | list):
         if not text or not all(isinstance(r, Rate) for r in text):
             raise ConfigError(f"expected a rate string or Rate values, got {text!r}")
-        return tuple(text)
+        return _one_per_window(text, tuple(text))
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"expected a rate string such as '10/second;120/minute', got {text!r}")
     from limits import parse_many
@@ -50,6 +50,18 @@ def parse_rates(text: str | Rate | tuple[Rate, ...] | list[Rate]) -> tuple[Rate,
     except ValueError as bad:
         raise ConfigError(f"cannot parse rate {text!r}: {bad}") from None
     rates = tuple(Rate(item.amount, float(item.get_expiry())) for item in items)
-    if len(set(rates)) != len(rates):
-        raise ConfigError(f"rate {text!r} repeats a limit")
+    return _one_per_window(text, rates)
+
+
+def _one_per_window(given: object, rates: tuple[Rate, ...]) -> tuple[Rate, ...]:
+    """`rates`, if no two share a window (the larger would never apply, and a window
+    names its limit in the RateLimit headers)."""
+    seen: dict[float, Rate] = {}
+    for rate in rates:
+        other = seen.setdefault(rate.seconds, rate)
+        if other is not rate:
+            raise ConfigError(
+                f"rate {given!r} sets two limits on one window ({other.label} and "
+                f"{rate.label}): keep the one that should apply"
+            )
     return rates
