@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/middleware.py            # full run (~3 minutes)
     .venv/bin/python benchmarks/middleware.py --quick    # smaller run, for a smoke test
     .venv/bin/python benchmarks/middleware.py --profile  # also print the in-process profile
+    .venv/bin/python benchmarks/middleware.py --instructions  # instructions per request
 
 1. Throughput through a real server. One Starlette app (a JSON ``/ping``,
    ``/archive/{slug}``, ``/v1/emails/{id}/analytics``) is served by uvicorn (one worker,
@@ -24,6 +25,10 @@
    repeats; the difference per request (best repeat). Also: the middleware around a
    no-op app, ``aenter`` + ``aleave`` alone, Redis, slowapi, and ``part_*_us``: what
    removing one part (the limits, the breaker, the bulkhead, the route lookup) saves.
+
+3. With ``--instructions`` (instead of 1 and 2; needs valgrind): the instructions each
+   in-process variant's server executes per request under callgrind, and their ratios
+   to bare. Unlike requests/s, they hardly move between runs (see `_instructions`).
 
 Targets: ``memory_ratio`` (memory_rps / bare_rps) >= 0.85; ``redis_rps`` >= 2 x
 ``slowapi_redis_rps``. When one is missed (or with ``--profile``), a cProfile of the
@@ -51,6 +56,7 @@ from typing import Any, cast
 if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._instructions import callgrind_available, instructions_per_request
 from benchmarks._util import (
     ASGIApp,
     asgi_per_request,
@@ -408,6 +414,27 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+INSTRUCTION_VARIANTS = ("bare", "memory", "memory_one_limit", "slowapi_memory")
+
+
+def count_instructions() -> dict[str, Any]:
+    """Instructions per request of each in-process variant's server, and ÷ bare."""
+    if not callgrind_available():
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    print("instructions per request under callgrind (1,500 requests after 400 uncounted):")
+    counts: dict[str, float] = {}
+    for variant in INSTRUCTION_VARIANTS:
+        port = free_port()
+        cmd = [sys.executable, __file__, "--serve", variant, "--port", str(port)]
+        counts[variant] = instructions_per_request(cmd, port, PATHS)
+        ratio = counts["bare"] / counts[variant]
+        print(f"  {variant:<17} {counts[variant]:>11,.0f}  bare/this {ratio:.3f}", flush=True)
+    return {
+        "instructions_per_request": {v: round(c) for v, c in counts.items()},
+        **{f"{v}_instruction_ratio": round(counts["bare"] / counts[v], 3) for v in counts},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: the benchmark, or (``--serve``) one server variant."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
@@ -415,12 +442,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="always print the profile")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions per request (valgrind)"
+    )
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve, args.port, args.redis)
+        return 0
+    if args.instructions:
+        emit_json(count_instructions())
         return 0
     figures = report(args)
     emit_json(figures)
