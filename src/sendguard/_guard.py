@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sendguard._core.clock import SYSTEM_CLOCK, Clock
-from sendguard._core.errors import BreakerOpen, BulkheadFull, ConfigError, RateLimited, Rejected
+from sendguard._core.errors import BreakerOpen, ConfigError, Rejected
 from sendguard._core.store import REDIS_SCHEMES
 from sendguard._core.telemetry import Hook, register_observable
 from sendguard._guard_decorators import route_decorator
@@ -27,6 +27,9 @@ from sendguard._route_policy import (
     RoutePolicy,
     check_costs,
     check_groups,
+    full_error,
+    limited_error,
+    store_refused_error,
 )
 from sendguard._routes import RoutePattern, catch_all, parse_pattern
 from sendguard.breakers import Breaker, BreakerRegistry, Outcome
@@ -233,38 +236,8 @@ class Guard:
 
     def _limited(self, route: BoundRoute, decision: Decision) -> Refusal:
         if decision.store_refused:
-            refused = RateLimited(
-                "the rate-limit store is unavailable and this guard refuses when it is "
-                "(on_store_failure='deny')",
-                retry_after=decision.retry_after,
-                key=route.name,
-                policy=self.limiter,
-                reason="store_unavailable",
-            )
-            return self._refuse(route, refused, None)
-        limit = next(
-            lim for lim, s in zip(decision.limits, decision.states, strict=True) if not s.allowed
-        )
-        error = RateLimited(
-            f"rate limit {limit.rate.label} on {limit.scope} reached; "
-            f"retry in {decision.retry_after:.1f}s",
-            retry_after=decision.retry_after,
-            key=limit.scope,
-            policy=limit,
-            reason="limited",
-        )
-        return self._refuse(route, error, decision)
-
-    def _full(self, route: BoundRoute) -> BulkheadFull:
-        gate = route.gate
-        assert gate is not None
-        return BulkheadFull(
-            f"bulkhead of {route.name} is full ({gate.capacity} in flight)",
-            retry_after=gate.retry_after(),
-            key=route.name,
-            policy=gate.policy,
-            reason="full",
-        )
+            return self._refuse(route, store_refused_error(route, decision, self.limiter), None)
+        return self._refuse(route, limited_error(decision), decision)
 
     def key_of(self, route: BoundRoute, request: RequestInfo) -> str:
         """The key `request` counts under on `route`: its key function's answer, or the
@@ -310,7 +283,7 @@ class Guard:
                 if slot is None and breaker is not None:  # refused or interrupted
                     breaker.finish(ticket, Outcome.IGNORED, 0.0)
             if slot is None:
-                raise self._refuse(route, self._full(route), decision)
+                raise self._refuse(route, full_error(route), decision)
         route.outcomes[0] += 1
         return Pass(route, decision, ticket, start, slot)
 
@@ -364,7 +337,7 @@ class Guard:
                     if slot is None and breaker is not None:  # refused or cancelled
                         breaker.finish(ticket, Outcome.IGNORED, 0.0)
                 if slot is None:
-                    raise self._refuse(route, self._full(route), decision)
+                    raise self._refuse(route, full_error(route), decision)
         route.outcomes[0] += 1
         return Pass(route, decision, ticket, start, slot)
 

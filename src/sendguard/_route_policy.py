@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sendguard._core.errors import BreakerOpen, ConfigError, RateLimited, Rejected
+from sendguard._core.errors import BreakerOpen, BulkheadFull, ConfigError, RateLimited, Rejected
 from sendguard._routes import RoutePattern
 from sendguard.breakers import Breaker, CircuitBreaker
 from sendguard.ratelimit._bulkhead import Bulkhead, BulkheadGate
@@ -27,7 +27,17 @@ from sendguard.ratelimit._rates import Rate, parse_rates
 from sendguard.ratelimit._request import KeyFunction
 from sendguard.ratelimit._window import LimitState
 
-__all__ = ["BoundRoute", "Pass", "Refusal", "RoutePolicy", "check_costs", "check_groups"]
+__all__ = [
+    "BoundRoute",
+    "Pass",
+    "Refusal",
+    "RoutePolicy",
+    "check_costs",
+    "check_groups",
+    "full_error",
+    "limited_error",
+    "store_refused_error",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +161,46 @@ class Refusal(Exception):
             ("Retry-After", retry_after_value(error.retry_after)),
             *(ratelimit_fields(decision) if decision is not None else []),
         ]
+
+
+def limited_error(decision: Decision) -> RateLimited:
+    """The error of a request its first full limit refused."""
+    limit = next(
+        lim for lim, s in zip(decision.limits, decision.states, strict=True) if not s.allowed
+    )
+    return RateLimited(
+        f"rate limit {limit.rate.label} on {limit.scope} reached; "
+        f"retry in {decision.retry_after:.1f}s",
+        retry_after=decision.retry_after,
+        key=limit.scope,
+        policy=limit,
+        reason="limited",
+    )
+
+
+def store_refused_error(route: BoundRoute, decision: Decision, limiter: object) -> RateLimited:
+    """The error of a request refused because the store is away (``on_store_failure="deny"``)."""
+    return RateLimited(
+        "the rate-limit store is unavailable and this guard refuses when it is "
+        "(on_store_failure='deny')",
+        retry_after=decision.retry_after,
+        key=route.name,
+        policy=limiter,
+        reason="store_unavailable",
+    )
+
+
+def full_error(route: BoundRoute) -> BulkheadFull:
+    """The error of a request its route's full bulkhead refused."""
+    gate = route.gate
+    assert gate is not None
+    return BulkheadFull(
+        f"bulkhead of {route.name} is full ({gate.capacity} in flight)",
+        retry_after=gate.retry_after(),
+        key=route.name,
+        policy=gate.policy,
+        reason="full",
+    )
 
 
 def check_costs(where: str, policy: RoutePolicy, app: tuple[Limit, ...]) -> None:
